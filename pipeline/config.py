@@ -46,13 +46,15 @@ class TrainConfig:
 @dataclass(frozen=True)
 class PruneConfig:
     final_sparsity: float = 0.80  # fraction of all Conv2D/Dense kernel weights that end up zero
-    skip_layers: tuple[str, ...] = ("conv1", "probabilities")  # tiny first/last layers stay dense;
-    # the other kernels are pruned harder so that the overall fraction still reaches final_sparsity
+    # Layers left dense: both convs (4.8k weights, where pruning costs the most accuracy) and
+    # the output layer; the two hidden Dense kernels (92 % of all weights) are pruned harder,
+    # to 87.8 %, so that the overall fraction still reaches final_sparsity.
+    skip_layers: tuple[str, ...] = ("conv1", "conv2", "probabilities")
     initial_sparsity: float = 0.30  # sparsity applied at the first pruning step
     epochs: int = 5  # fine-tuning epochs while pruning
-    ramp_fraction: float = 0.6  # share of the fine-tuning steps over which sparsity ramps up
+    ramp_fraction: float = 0.5  # share of the fine-tuning steps over which sparsity ramps up
     frequency: int = 50  # steps between two pruning updates
-    learning_rate: float = 5e-4  # Adam learning rate, cosine-decayed over the fine-tuning
+    learning_rate: float = 1e-3  # Adam learning rate, cosine-decayed over the fine-tuning
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,12 @@ def _validate(cfg: Config) -> None:
         f"must leave training images after the {d.validation_size} held out, and be <= 60000",
     )
     check(d.test_limit is None or 1 <= d.test_limit <= 10000, "data.test_limit", d.test_limit, "must be in [1, 10000]")
-    check(cfg.export.representative_samples >= 1, "export.representative_samples", cfg.export.representative_samples, "must be >= 1")
+    check(
+        cfg.export.representative_samples >= 1,
+        "export.representative_samples",
+        cfg.export.representative_samples,
+        "must be >= 1",
+    )
     b = cfg.bench
     check(b.latency_runs >= b.rounds >= 1, "bench.latency_runs", b.latency_runs, f"must be >= rounds={b.rounds} >= 1")
     check(b.max_accuracy_drop >= 0, "bench.max_accuracy_drop", b.max_accuracy_drop, "must be >= 0")

@@ -16,6 +16,7 @@ import platform
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -72,7 +73,9 @@ def versions() -> dict[str, str]:
     return found
 
 
-def record(cfg: config_mod.Config, stage: str, outputs: list[Path], parents: list[Path], started: float, **extra) -> None:
+def record(
+    cfg: config_mod.Config, stage: str, outputs: list[Path], parents: list[Path], started: float, **extra
+) -> None:
     """Write ``<first output>.json``: what made it, from what, with which settings and libraries."""
     rel = lambda p: str(Path(p).relative_to(cfg.artifacts)) if Path(p).is_relative_to(cfg.artifacts) else str(p)  # noqa: E731
     write_json(
@@ -100,11 +103,15 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def main(stage: str, body: Callable[[config_mod.Config], object]) -> None:
-    """Run ``body(cfg)`` as the CLI of ``stage``: clear one-line errors, exit 1 on failure."""
+def main(stage: str, body: Callable[[config_mod.Config], object], *, quiet: bool = False) -> None:
+    """Run ``body(cfg)`` as the CLI of ``stage``: clear one-line errors, exit 1 on failure.
+
+    ``quiet``: no closing "done" line, for commands whose output is the point."""
     logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", stream=sys.stdout)
-    for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
+    for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL", "tf2onnx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # Converters warn about their own deprecations and defaults; our log says what happens.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"tensorflow\.lite\..*")
     started = time.time()
     try:
         body(config_mod.load())
@@ -114,4 +121,5 @@ def main(stage: str, body: Callable[[config_mod.Config], object]) -> None:
     except KeyboardInterrupt:
         print(f"[{stage}] interrupted; nothing half-written was kept, rerun to resume", file=sys.stderr)
         raise SystemExit(130) from None
-    log.info("done in %.1f s", time.time() - started)
+    if not quiet:
+        log.info("done in %.1f s", time.time() - started)

@@ -1,0 +1,74 @@
+"""Stage 4, qat: quantisation-aware fine-tuning -> ``pruned_qat.keras`` and ``qat.keras``.
+
+    python -m pipeline.qat
+
+Two models, so the report can separate the effects of pruning and of quantisation:
+- ``pruned_qat.keras``: the pruned model with tfmot's sparsity-preserving 8-bit scheme
+  (PQAT), so fine-tuning cannot refill the zeros;
+- ``qat.keras``: the baseline with the default 8-bit scheme (plain QAT).
+
+Both are saved in Keras' HDF5 format (under the ``.keras`` name): tfmot's quantize layer
+does not survive a reload from the zip format (see ``model.save``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from pipeline import config as config_mod
+from pipeline import data as data_mod
+from pipeline import stage
+
+log = logging.getLogger("pipeline.qat")
+
+
+def quantise_aware(cfg: config_mod.Config, data: dict, parent: Path, output: Path, preserve_sparsity: bool) -> float:
+    import tensorflow_model_optimization as tfmot
+
+    from pipeline import model
+
+    started = time.time()
+    stage.seed_everything(cfg.seed)
+    net = model.load(parent)
+    if preserve_sparsity:
+        annotated = tfmot.quantization.keras.quantize_annotate_model(net)
+        scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+        qat = tfmot.quantization.keras.quantize_apply(annotated, scheme)
+    else:
+        qat = tfmot.quantization.keras.quantize_model(net)
+    q = cfg.qat
+    steps = model.steps_per_epoch(data, cfg.train.batch_size) * q.epochs
+    model.compile_adam(qat, model.schedule(q.learning_rate, steps))
+    what = output.stem
+    model.fit(
+        qat,
+        data,
+        what=what,
+        epochs=q.epochs,
+        batch_size=cfg.train.batch_size,
+        shift=cfg.train.shift_pixels,
+        seed=cfg.seed + 2,
+    )
+    acc = model.accuracy(qat, data["x_test"], data["y_test"])
+    log.info("%s: test accuracy %.4f", what, acc)
+    model.save(qat, output, hdf5=True)
+    stage.record(cfg, "qat", [output], [parent], started, test_accuracy=acc, preserve_sparsity=preserve_sparsity)
+    return acc
+
+
+def run(cfg: config_mod.Config) -> list[Path]:
+    data = data_mod.splits(cfg)
+    a = cfg.artifacts
+    quantise_aware(cfg, data, a / "pruned.keras", a / "pruned_qat.keras", preserve_sparsity=True)
+    quantise_aware(cfg, data, a / "baseline.keras", a / "qat.keras", preserve_sparsity=False)
+    return [a / "pruned_qat.keras", a / "qat.keras"]
+
+
+def main() -> None:
+    stage.main("qat", run)
+
+
+if __name__ == "__main__":
+    main()

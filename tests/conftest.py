@@ -1,0 +1,57 @@
+"""Shared fixtures: real MNIST and one smoke run of the whole pipeline per test session.
+
+``SMOKE_ARTIFACTS=dir`` reuses (and brings up to date) a smoke run in ``dir`` instead of
+a fresh temporary one, which makes repeated local test runs fast.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import config, data
+
+REPO = config.REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def mnist_cache() -> Path:
+    """The pipeline's verified MNIST cache, fetched from its real sources if not there yet."""
+    cfg = config.load("default")
+    return data.run(cfg)
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_cache) -> dict[str, np.ndarray]:
+    return data.load(mnist_cache)
+
+
+def make(target: str, artifacts: Path, *flags: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``make`` in the repo for the smoke profile, with this interpreter's virtualenv."""
+    env = os.environ | {"PROFILE": "smoke", "ARTIFACTS": str(artifacts), "VENV": sys.prefix}
+    cmd = ["make", "--no-print-directory", f"VENV={sys.prefix}", *flags, target]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        pytest.fail(f"make {target} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def smoke_artifacts(tmp_path_factory, mnist_cache) -> Path:
+    """A folder with every artifact of `make all PROFILE=smoke`, the report included."""
+    where = Path(os.environ.get("SMOKE_ARTIFACTS") or tmp_path_factory.mktemp("smoke"))
+    (where / "data").mkdir(parents=True, exist_ok=True)
+    if not (where / "data" / "mnist.npz").exists():
+        (where / "data" / "mnist.npz").symlink_to(mnist_cache)  # the data stage is tested on its own
+    make("all", where)
+    return where
+
+
+@pytest.fixture(scope="session")
+def smoke_config(smoke_artifacts) -> config.Config:
+    return config.load("smoke", smoke_artifacts)
