@@ -1,0 +1,85 @@
+# Quick start:   make all     # virtualenv, data, train, prune, qat, export, benchmark, report
+#                make test    # lint and the test suite (what CI runs)
+# Knobs:         PROFILE=smoke (tiny, ~1 min)   ARTIFACTS=dir   VENV=dir   PYTHON=python3.11
+# Every stage's output is a file target; its module, inputs and the config are its
+# prerequisites, so a second `make all` does nothing and an edit reruns what it affects.
+
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= default
+ARTIFACTS ?= $(if $(filter default,$(PROFILE)),artifacts,artifacts/$(PROFILE))
+export PROFILE ARTIFACTS
+export TF_CPP_MIN_LOG_LEVEL := 2
+export TF_USE_LEGACY_KERAS := 1
+
+PY := $(VENV)/bin/python
+A := $(ARTIFACTS)
+INSTALLED := $(VENV)/.installed
+CONFIG := pipeline/__init__.py pipeline/config.py pipeline/stage.py
+TRAINING := $(CONFIG) pipeline/data.py pipeline/model.py runtime/preprocess.py
+ONNX_RUNTIME := runtime/metadata.py runtime/preprocess.py runtime/classifier.py
+
+.PHONY: all install data train prune qat export bench report test lint format clean
+.DELETE_ON_ERROR:
+
+all: $(A)/report.json
+	@$(PY) -m pipeline.report --summary
+
+install: $(INSTALLED)
+$(INSTALLED): pyproject.toml
+	@echo "[install] creating $(VENV) and installing the project with its pipeline and dev extras"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+data: $(A)/data/mnist.npz
+$(A)/data/mnist.npz: pipeline/data.py $(CONFIG) | $(INSTALLED)
+	$(PY) -m pipeline.data
+
+train: $(A)/baseline.keras
+$(A)/baseline.keras: pipeline/train.py $(A)/data/mnist.npz $(TRAINING) | $(INSTALLED)
+	$(PY) -m pipeline.train
+
+prune: $(A)/pruned.keras
+$(A)/pruned.keras: pipeline/prune.py $(A)/baseline.keras $(TRAINING) | $(INSTALLED)
+	$(PY) -m pipeline.prune
+
+qat: $(A)/pruned_qat.keras $(A)/qat.keras
+$(A)/pruned_qat.keras $(A)/qat.keras &: pipeline/qat.py $(A)/pruned.keras $(A)/baseline.keras $(TRAINING) | $(INSTALLED)
+	$(PY) -m pipeline.qat
+
+export: $(A)/export.json
+$(A)/export.json: pipeline/export.py $(A)/baseline.keras $(A)/pruned.keras $(A)/pruned_qat.keras $(A)/qat.keras \
+		$(TRAINING) runtime/metadata.py | $(INSTALLED)
+	$(PY) -m pipeline.export
+
+$(A)/benchmark.json: pipeline/benchmark.py pipeline/runners.py pipeline/model.py $(A)/export.json $(CONFIG) $(ONNX_RUNTIME) | $(INSTALLED)
+	$(PY) -m pipeline.benchmark
+
+$(A)/report.json: pipeline/report.py pipeline/plots.py $(A)/benchmark.json $(A)/data/mnist.npz $(CONFIG) \
+		runtime/metadata.py | $(INSTALLED)
+	$(PY) -m pipeline.report
+
+bench: $(A)/export.json | $(INSTALLED)  ## re-measure every artifact, then re-render the report
+	$(PY) -m pipeline.benchmark
+	$(PY) -m pipeline.report
+	@$(PY) -m pipeline.report --summary
+
+report: | $(INSTALLED)  ## re-render the report from the saved measurements
+	$(PY) -m pipeline.report
+	@$(PY) -m pipeline.report --summary
+
+test: lint
+	$(PY) -m pytest
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(INSTALLED)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:  ## remove generated artifacts (keeps the MNIST cache and the virtualenv)
+	find artifacts -mindepth 1 -not -path 'artifacts/data*' -not -name README.md -delete
