@@ -19,7 +19,7 @@ CONFIG := pipeline/__init__.py pipeline/config.py pipeline/stage.py
 TRAINING := $(CONFIG) pipeline/data.py pipeline/model.py runtime/preprocess.py
 ONNX_RUNTIME := runtime/metadata.py runtime/preprocess.py runtime/classifier.py
 
-.PHONY: all install data train prune qat export bench report test lint format clean
+.PHONY: all install data train prune structured qat export bench report test lint format clean
 .DELETE_ON_ERROR:
 
 all: $(A)/report.json
@@ -45,13 +45,18 @@ prune: $(A)/pruned.keras
 $(A)/pruned.keras: pipeline/prune.py $(A)/baseline.keras $(TRAINING) | $(INSTALLED)
 	$(PY) -m pipeline.prune
 
-qat: $(A)/pruned_qat.keras $(A)/qat.keras
-$(A)/pruned_qat.keras $(A)/qat.keras &: pipeline/qat.py $(A)/pruned.keras $(A)/baseline.keras $(TRAINING) | $(INSTALLED)
+structured: $(A)/structured.keras
+$(A)/structured.keras: pipeline/structured.py pipeline/prune.py $(A)/baseline.keras $(TRAINING) | $(INSTALLED)
+	$(PY) -m pipeline.structured
+
+QAT := $(A)/pruned_qat.keras $(A)/qat.keras $(A)/structured_qat.keras
+qat: $(QAT)
+$(QAT) &: pipeline/qat.py $(A)/pruned.keras $(A)/baseline.keras $(A)/structured.keras $(TRAINING) | $(INSTALLED)
 	$(PY) -m pipeline.qat
 
 export: $(A)/export.json
-$(A)/export.json: pipeline/export.py $(A)/baseline.keras $(A)/pruned.keras $(A)/pruned_qat.keras $(A)/qat.keras \
-		$(TRAINING) runtime/metadata.py | $(INSTALLED)
+$(A)/export.json: pipeline/export.py pipeline/graph.py pipeline/runners.py $(A)/baseline.keras $(A)/pruned.keras \
+		$(A)/structured.keras $(QAT) $(TRAINING) runtime/metadata.py | $(INSTALLED)
 	$(PY) -m pipeline.export
 
 $(A)/benchmark.json: pipeline/benchmark.py pipeline/runners.py pipeline/model.py $(A)/export.json $(CONFIG) $(ONNX_RUNTIME) | $(INSTALLED)

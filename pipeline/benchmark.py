@@ -32,6 +32,8 @@ KERAS = [
     ("pruned.keras", "baseline.keras", "prune"),
     ("qat.keras", "baseline.keras", "qat"),
     ("pruned_qat.keras", "pruned.keras", "qat"),
+    ("structured.keras", "baseline.keras", "structured"),
+    ("structured_qat.keras", "structured.keras", "qat"),
 ]
 
 
@@ -100,6 +102,52 @@ def measure_latency(models: dict[str, runners.Runner], images: np.ndarray, cfg: 
     return {name: latency_stats(s) for name, s in samples.items()}
 
 
+# Runtime settings the runtime's defaults were chosen against, measured on these models.
+SESSION_VARIANTS = {
+    "runtime defaults": {},
+    "QDQ fusion on (onnxruntime's default)": {"config": ("session.disable_quant_qdq", "0")},
+    "graph optimisation 'extended' (no NCHWc layouts)": {"level": "ORT_ENABLE_EXTENDED"},
+    "2 intra-op threads": {"threads": 2},
+}
+SESSION_ARTIFACTS = ("baseline_fp32.onnx", "pruned_qat_int8.onnx", "structured_qat_int8.onnx", "structured_w8.onnx")
+
+
+def session_variants(cfg: config_mod.Config, images: np.ndarray) -> dict:
+    """Batch-1 p50 of a few ONNX models under each of SESSION_VARIANTS, interleaved like the rest."""
+    import onnxruntime as ort
+
+    from runtime.classifier import session_options
+
+    runs = {}
+    for name in SESSION_ARTIFACTS:
+        if not (cfg.artifacts / name).is_file():
+            continue
+        for variant, change in SESSION_VARIANTS.items():
+            options = session_options()
+            if "config" in change:
+                options.add_session_config_entry(*change["config"])
+            if "level" in change:
+                options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, change["level"])
+            options.intra_op_num_threads = change.get("threads", options.intra_op_num_threads)
+            runs[(name, variant)] = runners.OnnxRunner(cfg.artifacts / name, options)
+    log.info("session options: %d models x %d settings", len(SESSION_ARTIFACTS), len(SESSION_VARIANTS))
+    latencies = measure_latency(runs, images, cfg)
+    table = {}
+    for (name, variant), stats in latencies.items():
+        table.setdefault(name, {})[variant] = stats["p50"]
+    return {"variants": list(SESSION_VARIANTS), "p50_us": table}
+
+
+def lineage_macs(rows: list[dict]) -> None:
+    """Give every exported artifact the multiply-adds of the Keras model it descends from."""
+    by_name = {r["name"]: r for r in rows}
+    for row in rows:
+        ancestor = row
+        while ancestor.get("macs") is None and ancestor.get("parent") in by_name:
+            ancestor = by_name[ancestor["parent"]]
+        row["macs"] = ancestor.get("macs")
+
+
 def run(cfg: config_mod.Config) -> Path:
     started = time.time()
     a = cfg.artifacts
@@ -132,6 +180,8 @@ def run(cfg: config_mod.Config) -> Path:
                 "runtime": m.runtime,
             }
         )
+    lineage_macs(rows)
+    sessions = session_variants(cfg, x)
     for row in rows:
         if row["format"] == "onnx":
             runners.stamp_accuracy(a / row["name"], row["accuracy"])
@@ -147,6 +197,7 @@ def run(cfg: config_mod.Config) -> Path:
             "baseline": "baseline.keras",
             "settings": cfg.to_dict()["bench"],
             "wall_time_s": round(time.time() - started, 1),
+            "session_options": sessions,
             "artifacts": rows,
         },
     )

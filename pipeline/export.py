@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline import config as config_mod
 from pipeline import data as data_mod
-from pipeline import runners, stage
+from pipeline import graph, runners, stage
 from runtime.metadata import ModelSpec
 
 log = logging.getLogger("pipeline.export")
@@ -52,11 +52,17 @@ TFLITE = [
     Artifact("pruned_fp32.tflite", "pruned.keras", "fp32", "prune"),
     Artifact("qat_int8.tflite", "qat.keras", "int8", "qat"),
     Artifact("pruned_qat_int8.tflite", "pruned_qat.keras", "int8", "qat"),
+    Artifact("structured_fp32.tflite", "structured.keras", "fp32", "structured"),
+    Artifact("structured_qat_int8.tflite", "structured_qat.keras", "int8", "qat"),
 ]
 ONNX = [
     Artifact("baseline_fp32.onnx", "baseline.keras", "fp32", "train"),
     Artifact("baseline_ptq_int8.onnx", "baseline_fp32.onnx", "int8", "export"),
     Artifact("pruned_qat_int8.onnx", "pruned_qat_int8.tflite", "int8", "export"),
+    Artifact("structured_fp32.onnx", "structured.keras", "fp32", "structured"),
+    Artifact("structured_qat_int8.onnx", "structured_qat_int8.tflite", "int8", "export"),
+    # int8 weights, float compute, logits out: the fast path (see pipeline/graph.py)
+    Artifact("structured_w8.onnx", "structured_fp32.onnx", "int8-weights", "export"),
 ]
 
 
@@ -147,16 +153,17 @@ def run(cfg: config_mod.Config) -> Path:
         )
         log.info("wrote %s (%d bytes)", art.name, (a / art.name).stat().st_size)
 
-    save_onnx(
-        keras_to_onnx(nets["baseline.keras"], cfg.export.onnx_opset),
-        ModelSpec(source="baseline.keras"),
-        a / "baseline_fp32.onnx",
-    )
+    opset = cfg.export.onnx_opset
+    for name in ("baseline", "structured"):
+        save_onnx(
+            keras_to_onnx(nets[f"{name}.keras"], opset), ModelSpec(source=f"{name}.keras"), a / f"{name}_fp32.onnx"
+        )
     ort_static_int8(a / "baseline_fp32.onnx", calibration, a / "baseline_ptq_int8.onnx")
-    qat_onnx, _ = tf2onnx.convert.from_tflite(str(a / "pruned_qat_int8.tflite"), opset=cfg.export.onnx_opset)
-    save_onnx(
-        qat_onnx, runners.tflite_spec(a / "pruned_qat_int8.tflite", "pruned_qat.keras"), a / "pruned_qat_int8.onnx"
-    )
+    for name in ("pruned_qat", "structured_qat"):
+        int8, _ = tf2onnx.convert.from_tflite(str(a / f"{name}_int8.tflite"), opset=opset)
+        save_onnx(int8, runners.tflite_spec(a / f"{name}_int8.tflite", f"{name}.keras"), a / f"{name}_int8.onnx")
+    fast = graph.int8_weights(graph.drop_softmax(onnx.load(str(a / "structured_fp32.onnx"))))
+    save_onnx(fast, ModelSpec(output="logits", source="structured.keras"), a / "structured_w8.onnx")
     for art in ONNX:
         onnx.checker.check_model(str(a / art.name))
         log.info("wrote %s (%d bytes)", art.name, (a / art.name).stat().st_size)

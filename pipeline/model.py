@@ -24,22 +24,27 @@ NUM_CLASSES = 10
 PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
 
 
-def build() -> keras.Model:
+WIDTHS = (30, 15, 128, 50)  # conv1 filters, conv2 filters, dense1 units, dense2 units
+
+
+def build(widths: tuple[int, int, int, int] = WIDTHS) -> keras.Model:
+    """The larger CNN; narrower ``widths`` give the same family after structured pruning."""
     layers = keras.layers
+    f1, f2, u1, u2 = widths
     return keras.Sequential(
         [
             keras.Input((28, 28, 1), name="image"),
-            layers.Conv2D(30, 5, activation="relu", name="conv1"),
+            layers.Conv2D(f1, 5, activation="relu", name="conv1"),
             layers.MaxPooling2D(name="pool1"),
-            layers.Conv2D(15, 3, activation="relu", name="conv2"),
+            layers.Conv2D(f2, 3, activation="relu", name="conv2"),
             layers.MaxPooling2D(name="pool2"),
             layers.Dropout(0.2, name="dropout"),
             layers.Flatten(name="flatten"),
-            layers.Dense(128, activation="relu", name="dense1"),
-            layers.Dense(50, activation="relu", name="dense2"),
+            layers.Dense(u1, activation="relu", name="dense1"),
+            layers.Dense(u2, activation="relu", name="dense2"),
             layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"),
         ],
-        name="larger_cnn",
+        name="larger_cnn" if widths == WIDTHS else "larger_cnn_" + "_".join(map(str, widths)),
     )
 
 

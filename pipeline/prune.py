@@ -2,8 +2,8 @@
 
     python -m pipeline.prune
 
-tfmot's ``prune_low_magnitude`` zeroes the smallest weights of every Conv2D and Dense
-kernel, ramping sparsity polynomially from ``initial_sparsity`` to ``final_sparsity``
+tfmot's ``prune_low_magnitude`` zeroes the smallest weights of the chosen Conv2D and Dense
+kernels, ramping sparsity polynomially from ``initial_sparsity`` to ``final_sparsity``
 while fine-tuning; ``strip_pruning`` then leaves a plain model whose kernels hold the zeros.
 """
 
@@ -20,32 +20,32 @@ from pipeline import stage
 log = logging.getLogger("pipeline.prune")
 
 
-def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | None = None) -> Path:
+def magnitude_prune(net, data: dict, p: config_mod.PruneConfig, cfg: config_mod.Config, what: str):
+    """Fine-tune ``net`` while pruning it to ``p.final_sparsity`` of all its kernel weights; return it stripped.
+
+    ``net`` must be a copy (e.g. loaded from disk): prune_low_magnitude wraps the very layer
+    objects it is given, so pruning a model in memory would change the original too.
+    """
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
     from pipeline import model
 
-    baseline = baseline or cfg.artifacts / "baseline.keras"
-    output = output or cfg.artifacts / "pruned.keras"
-    started = time.time()
-    stage.seed_everything(cfg.seed)
-    data = data_mod.splits(cfg)
-    p = cfg.prune
-    # A model loaded from disk is its own copy: prune_low_magnitude wraps the very layer
-    # objects it is given, so pruning a model in memory would change the baseline too.
-    net = model.load(baseline)
     steps = model.steps_per_epoch(data, cfg.train.batch_size) * p.epochs
     targets = [layer for layer in net.layers if isinstance(layer, model.PRUNABLE) and layer.name not in p.skip_layers]
     scale = model.kernel_size(net.layers) / model.kernel_size(targets)
     if p.final_sparsity * scale >= 1:
-        raise stage.PipelineError(f"prune.final_sparsity={p.final_sparsity} cannot be reached without {p.skip_layers}")
+        raise stage.PipelineError(f"final_sparsity={p.final_sparsity} cannot be reached without {p.skip_layers}")
+    # tfmot updates the masks only on multiples of `frequency`: the ramp must end on one,
+    # or the last update falls short of final_sparsity.
+    frequency = max(1, min(p.frequency, steps // 2))
+    end_step = max(frequency, int(steps * p.ramp_fraction) // frequency * frequency)
     sparsity = tfmot.sparsity.keras.PolynomialDecay(
         initial_sparsity=p.initial_sparsity * scale,
         final_sparsity=p.final_sparsity * scale,
         begin_step=0,
-        end_step=max(1, int(steps * p.ramp_fraction)),
-        frequency=p.frequency,
+        end_step=end_step,
+        frequency=frequency,
     )
 
     def wrap(layer):
@@ -55,7 +55,8 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
     model.compile_adam(pruning, model.schedule(p.learning_rate, steps))
     names = ", ".join(x.name for x in targets)
     log.info(
-        "pruning %s to %.1f%% (%.0f%% of all kernels) over %d epochs",
+        "%s: pruning %s to %.1f%% (%.0f%% of all kernels) over %d epochs",
+        what,
         names,
         100 * p.final_sparsity * scale,
         100 * p.final_sparsity,
@@ -64,7 +65,7 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
     model.fit(
         pruning,
         data,
-        what="prune",
+        what=what,
         epochs=p.epochs,
         batch_size=cfg.train.batch_size,
         shift=cfg.train.shift_pixels,
@@ -73,10 +74,24 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
     )
     pruned = tfmot.sparsity.keras.strip_pruning(pruning)
     achieved = model.sparsity(pruned)
-    acc = model.accuracy(pruned, data["x_test"], data["y_test"])
-    log.info("sparsity %.4f of prunable weights, test accuracy %.4f", achieved, acc)
     if achieved < p.final_sparsity - 0.005:
-        raise stage.PipelineError(f"pruning reached only {achieved:.3f} sparsity, configured {p.final_sparsity}")
+        raise stage.PipelineError(
+            f"{what}: pruning reached only {achieved:.3f} sparsity, configured {p.final_sparsity}"
+        )
+    return pruned
+
+
+def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | None = None) -> Path:
+    from pipeline import model
+
+    baseline = baseline or cfg.artifacts / "baseline.keras"
+    output = output or cfg.artifacts / "pruned.keras"
+    started = time.time()
+    stage.seed_everything(cfg.seed)
+    data = data_mod.splits(cfg)
+    pruned = magnitude_prune(model.load(baseline), data, cfg.prune, cfg, "prune")
+    acc, achieved = model.accuracy(pruned, data["x_test"], data["y_test"]), model.sparsity(pruned)
+    log.info("sparsity %.4f of prunable weights, test accuracy %.4f", achieved, acc)
     model.save(pruned, output)
     stage.record(cfg, "prune", [output], [baseline], started, test_accuracy=acc, sparsity=achieved)
     return output

@@ -5,7 +5,8 @@
 Two models, so the report can separate the effects of pruning and of quantisation:
 - ``pruned_qat.keras``: the pruned model with tfmot's sparsity-preserving 8-bit scheme
   (PQAT), so fine-tuning cannot refill the zeros;
-- ``qat.keras``: the baseline with the default 8-bit scheme (plain QAT).
+- ``qat.keras``: the baseline with the default 8-bit scheme (plain QAT);
+- ``structured_qat.keras``: the structurally pruned model, sparsity-preserving like the first.
 
 Both are saved in Keras' HDF5 format (under the ``.keras`` name): tfmot's quantize layer
 does not survive a reload from the zip format (see ``model.save``).
@@ -63,7 +64,8 @@ def run(cfg: config_mod.Config) -> list[Path]:
     a = cfg.artifacts
     quantise_aware(cfg, data, a / "pruned.keras", a / "pruned_qat.keras", preserve_sparsity=True)
     quantise_aware(cfg, data, a / "baseline.keras", a / "qat.keras", preserve_sparsity=False)
-    return [a / "pruned_qat.keras", a / "qat.keras"]
+    quantise_aware(cfg, data, a / "structured.keras", a / "structured_qat.keras", preserve_sparsity=True)
+    return [a / "pruned_qat.keras", a / "qat.keras", a / "structured_qat.keras"]
 
 
 def main() -> None:

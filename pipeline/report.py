@@ -132,6 +132,7 @@ COLUMNS = (
     ("agreement %", "agreement_with_baseline", ".2f", 100),
     ("sparsity %", "sparsity", ".1f", 100),
     ("params", "params", ",", 1),
+    ("MACs", "macs", ",", 1),
     ("size KB", "size_bytes", ",.1f", 1e-3),
     ("gzip KB", "gzip_bytes", ",.1f", 1e-3),
     ("p50 µs", "latency_us.p50", ",.1f", 1),
@@ -178,6 +179,17 @@ def table(artifacts: list[dict], deployed: str, markdown: bool = False) -> str:
     return "\n".join(pad(r).rstrip() for r in rows)
 
 
+def session_table(sessions: dict | None) -> str:
+    """p50 of each measured ONNX model under each onnxruntime setting (the benchmark's ablation)."""
+    if not sessions or not sessions.get("p50_us"):
+        return "(not measured)"
+    variants = sessions["variants"]
+    rows = ["| model | " + " | ".join(variants) + " |", "|---" + "|---:" * len(variants) + "|"]
+    for name, p50 in sessions["p50_us"].items():
+        rows.append(f"| {name} | " + " | ".join(f"{p50[v]:.1f}" if v in p50 else "-" for v in variants) + " |")
+    return "\n".join(rows)
+
+
 def _shown_target(t: dict) -> str:
     v = t["value"]
     return "-" if v is None else f"{v:+.2f} pp" if t["key"].endswith("_pp") else f"{v:.2f}x"
@@ -216,6 +228,16 @@ Qualified, fastest first: {qualified}. It is copied to `model.onnx` with `test_a
 ## All artifacts
 
 {table(report["artifacts"], report["deployed"], markdown=True)}
+
+## Speed: what was tried
+
+Batch-1 latency is mostly fixed per-call and per-node overhead for a model this small, and
+the convolutions. Structured pruning (`structured*`) removes whole filters and units, so
+every runtime does fewer multiply-adds; int8 kernels (QOperator or QDQ) were slower than
+float ones at batch 1 here; int8 *storage* with float compute (`structured_w8.onnx`) keeps
+the file small and the float speed. The runtime settings, p50 µs in the same run:
+
+{session_table(report.get("session_options"))}
 
 ## Accuracy vs size
 

@@ -171,14 +171,15 @@ class LiteRunner(Runner):
 
 
 class OnnxRunner(Runner):
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, options=None):
+        """``options``: onnxruntime SessionOptions for batch 1; the runtime's defaults if None."""
         import onnx
         import onnxruntime as ort
 
         from runtime.classifier import session_options
 
         self.ort, self.path, self.session_options = ort, path, session_options
-        self.one = ort.InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
+        self.one = ort.InferenceSession(str(path), options or session_options(), providers=["CPUExecutionProvider"])
         self.spec = ModelSpec.from_props(self.one.get_modelmeta().custom_metadata_map)
         self.name = self.one.get_inputs()[0].name
         self.onnx = onnx
