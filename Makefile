@@ -51,8 +51,11 @@ $(A)/structured.keras: pipeline/structured.py pipeline/prune.py $(A)/baseline.ke
 
 QAT := $(A)/pruned_qat.keras $(A)/qat.keras $(A)/structured_qat.keras
 qat: $(QAT)
-$(QAT) &: pipeline/qat.py $(A)/pruned.keras $(A)/baseline.keras $(A)/structured.keras $(TRAINING) | $(INSTALLED)
-	$(PY) -m pipeline.qat
+$(A)/pruned_qat.keras: $(A)/pruned.keras
+$(A)/qat.keras: $(A)/baseline.keras
+$(A)/structured_qat.keras: $(A)/structured.keras
+$(QAT): $(A)/%.keras: pipeline/qat.py $(TRAINING) | $(INSTALLED)
+	$(PY) -m pipeline.qat $*
 
 export: $(A)/export.json
 $(A)/export.json: pipeline/export.py pipeline/graph.py pipeline/runners.py $(A)/baseline.keras $(A)/pruned.keras \

@@ -1,6 +1,6 @@
 """Stage 4, qat: quantisation-aware fine-tuning -> ``pruned_qat.keras`` and ``qat.keras``.
 
-    python -m pipeline.qat
+    python -m pipeline.qat                # all three; or name some: python -m pipeline.qat qat
 
 Two models, so the report can separate the effects of pruning and of quantisation:
 - ``pruned_qat.keras``: the pruned model with tfmot's sparsity-preserving 8-bit scheme
@@ -15,6 +15,7 @@ does not survive a reload from the zip format (see ``model.save``).
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -59,17 +60,32 @@ def quantise_aware(cfg: config_mod.Config, data: dict, parent: Path, output: Pat
     return acc
 
 
-def run(cfg: config_mod.Config) -> list[Path]:
+# output name: (parent, whether the parent's zeros must survive fine-tuning)
+MODELS = {
+    "pruned_qat": ("pruned.keras", True),
+    "qat": ("baseline.keras", False),
+    "structured_qat": ("structured.keras", True),
+}
+
+
+def run(cfg: config_mod.Config, names: list[str] | None = None) -> list[Path]:
+    """Fine-tune the models ``names`` (default: all of MODELS) quantisation-aware."""
+    unknown = sorted(set(names or []) - set(MODELS))
+    if unknown:
+        raise stage.PipelineError(f"unknown QAT model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     data = data_mod.splits(cfg)
-    a = cfg.artifacts
-    quantise_aware(cfg, data, a / "pruned.keras", a / "pruned_qat.keras", preserve_sparsity=True)
-    quantise_aware(cfg, data, a / "baseline.keras", a / "qat.keras", preserve_sparsity=False)
-    quantise_aware(cfg, data, a / "structured.keras", a / "structured_qat.keras", preserve_sparsity=True)
-    return [a / "pruned_qat.keras", a / "qat.keras", a / "structured_qat.keras"]
+    outputs = []
+    for name in names or MODELS:
+        parent, preserve_sparsity = MODELS[name]
+        outputs.append(cfg.artifacts / f"{name}.keras")
+        quantise_aware(cfg, data, cfg.artifacts / parent, outputs[-1], preserve_sparsity)
+    return outputs
 
 
 def main() -> None:
-    stage.main("qat", run)
+    """``python -m pipeline.qat [NAME ...]``: one Make target per model, so each reruns alone."""
+    names = sys.argv[1:]
+    stage.main("qat", lambda cfg: run(cfg, names))
 
 
 if __name__ == "__main__":
