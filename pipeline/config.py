@@ -51,7 +51,7 @@ class PruneConfig:
     # to 87.8 %, so that the overall fraction still reaches final_sparsity.
     skip_layers: tuple[str, ...] = ("conv1", "conv2", "probabilities")
     initial_sparsity: float = 0.30  # sparsity applied at the first pruning step
-    epochs: int = 5  # fine-tuning epochs while pruning
+    epochs: int = 6  # fine-tuning epochs while pruning (5: 99.30 %, 6: 99.36 %; baseline 99.40 %)
     ramp_fraction: float = 0.5  # share of the fine-tuning steps over which sparsity ramps up
     frequency: int = 50  # steps between two pruning updates
     learning_rate: float = 1e-3  # Adam learning rate, cosine-decayed over the fine-tuning
