@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import tf_keras as keras
 
+from pipeline.config import TrainConfig
+
 log = logging.getLogger("pipeline.model")
 
 NUM_CLASSES = 10
@@ -129,16 +131,21 @@ class _EpochLog(keras.callbacks.Callback):
 def fit(
     net: keras.Model,
     data: dict,
+    train: TrainConfig,
     *,
     what: str,
     epochs: int,
-    batch_size: int,
-    shift: int,
+    learning_rate: float,
     seed: int,
+    warmup_epochs: float = 0.0,
     callbacks: list | None = None,
 ) -> keras.callbacks.History:
-    """Train a compiled ``net`` on data["x_train"], validating on data["x_val"]."""
-    batches = ShiftedImages(data["x_train"], data["y_train"], batch_size, shift, seed)
+    """Train ``net`` with Adam on data["x_train"] (batches and shifts as ``train`` says), validating
+    on data["x_val"]; the learning rate warms up over ``warmup_epochs``, then decays to the end."""
+    steps = steps_per_epoch(data, train.batch_size)
+    rate = schedule(learning_rate, steps * epochs, int(steps * warmup_epochs), train.final_lr_fraction)
+    compile_adam(net, rate)
+    batches = ShiftedImages(data["x_train"], data["y_train"], train.batch_size, train.shift_pixels, seed)
     val = (data["x_val"], keras.utils.to_categorical(data["y_val"], NUM_CLASSES))
     return net.fit(
         batches,

@@ -52,7 +52,6 @@ def magnitude_prune(net, data: dict, p: config_mod.PruneConfig, cfg: config_mod.
         return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=sparsity) if layer in targets else layer
 
     pruning = keras.models.clone_model(net, clone_function=wrap)
-    model.compile_adam(pruning, model.schedule(p.learning_rate, steps))
     names = ", ".join(x.name for x in targets)
     log.info(
         "%s: pruning %s to %.1f%% (%.0f%% of all kernels) over %d epochs",
@@ -65,10 +64,10 @@ def magnitude_prune(net, data: dict, p: config_mod.PruneConfig, cfg: config_mod.
     model.fit(
         pruning,
         data,
+        cfg.train,
         what=what,
         epochs=p.epochs,
-        batch_size=cfg.train.batch_size,
-        shift=cfg.train.shift_pixels,
+        learning_rate=p.learning_rate,
         seed=cfg.seed + 1,
         callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
     )

@@ -41,18 +41,8 @@ def quantise_aware(cfg: config_mod.Config, data: dict, parent: Path, output: Pat
     else:
         qat = tfmot.quantization.keras.quantize_model(net)
     q = cfg.qat
-    steps = model.steps_per_epoch(data, cfg.train.batch_size) * q.epochs
-    model.compile_adam(qat, model.schedule(q.learning_rate, steps))
     what = output.stem
-    model.fit(
-        qat,
-        data,
-        what=what,
-        epochs=q.epochs,
-        batch_size=cfg.train.batch_size,
-        shift=cfg.train.shift_pixels,
-        seed=cfg.seed + 2,
-    )
+    model.fit(qat, data, cfg.train, what=what, epochs=q.epochs, learning_rate=q.learning_rate, seed=cfg.seed + 2)
     acc = model.accuracy(qat, data["x_test"], data["y_test"])
     log.info("%s: test accuracy %.4f", what, acc)
     model.save(qat, output, hdf5=True)

@@ -35,7 +35,8 @@ BASELINE_TFLITE = "baseline_fp32.tflite"  # the size reference (gzip) and the sp
 FIGURES = "report"  # folder beside report.md holding the PNGs it embeds
 RULE = (
     "among the ONNX artifacts whose accuracy is within {drop:g} pp of {baseline}, the fastest at batch 1 (p50 "
-    "latency), ties broken by gzip size; if none qualifies, the most accurate ONNX artifact"
+    "latency; p50s within {tie:.0%} of the fastest are a tie), ties broken by gzip size; if none qualifies, the most "
+    "accurate ONNX artifact"
 )
 # Deployment targets, checked and reported (not enforced): (comparison key, op, limit, what it means).
 TARGETS = (
@@ -56,7 +57,9 @@ def _p50(a: dict) -> float | None:
     return (a.get("latency_us") or {}).get("p50")
 
 
-def choose_deployed(artifacts: list[dict], baseline_accuracy: float, max_drop_pp: float) -> tuple[str, list[str], bool]:
+def choose_deployed(
+    artifacts: list[dict], baseline_accuracy: float, max_drop_pp: float, latency_tie: float = 0.0
+) -> tuple[str, list[str], bool]:
     """(name, qualified names fastest first, fallback): the rule in RULE, over benchmark.json's artifact dicts."""
     onnx = [a for a in artifacts if a["format"] == "onnx" and a["name"] != "model.onnx"]
     if not onnx:
@@ -64,7 +67,8 @@ def choose_deployed(artifacts: list[dict], baseline_accuracy: float, max_drop_pp
     fastest = lambda a: (_p50(a) if _p50(a) is not None else float("inf"), a["gzip_bytes"], a["name"])  # noqa: E731
     ok = sorted((a for a in onnx if (baseline_accuracy - a["accuracy"]) * 100 <= max_drop_pp + EPS), key=fastest)
     if ok:
-        return ok[0]["name"], [a["name"] for a in ok], False
+        tied = [a for a in ok if fastest(a)[0] <= fastest(ok[0])[0] * (1 + latency_tie)]
+        return min(tied, key=lambda a: (a["gzip_bytes"], *fastest(a)))["name"], [a["name"] for a in ok], False
     return min(onnx, key=lambda a: (-a["accuracy"], *fastest(a)))["name"], [], True
 
 
@@ -291,7 +295,7 @@ def render(cfg: config_mod.Config, bench: dict, predictions: dict[str, np.ndarra
     if base not in by_name:
         raise stage.PipelineError(f"benchmark.json has no measurement of the baseline {base}: rerun `make bench`")
     drop = cfg.bench.max_accuracy_drop
-    name, qualified, fallback = choose_deployed(arts, by_name[base]["accuracy"], drop)
+    name, qualified, fallback = choose_deployed(arts, by_name[base]["accuracy"], drop, cfg.bench.latency_tie)
     if name not in predictions or "y_test" not in predictions:
         raise stage.PipelineError(f"benchmark_predictions.npz lacks {name} or y_test: rerun `make bench`")
     y_true, y_pred = np.asarray(predictions["y_test"]), np.asarray(predictions[name])
@@ -308,7 +312,7 @@ def render(cfg: config_mod.Config, bench: dict, predictions: dict[str, np.ndarra
             "deployed": name,
             "verdict": "",  # written below, from the rest of the report
             "selection": {
-                "rule": RULE.format(drop=drop, baseline=base),
+                "rule": RULE.format(drop=drop, baseline=base, tie=cfg.bench.latency_tie),
                 "max_accuracy_drop_pp": drop,
                 "baseline_accuracy": by_name[base]["accuracy"],
                 "qualified": qualified,

@@ -13,8 +13,10 @@ import json
 import logging
 import os
 import platform
+import re
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -103,6 +105,44 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+# What TensorFlow and LiteRT print from C++ on every start, before (or outside) any log level
+# applies: a oneDNN notice, "no CUDA" errors on a machine without a GPU, a tf.data attribute
+# warning, the XNNPACK notice. Real errors still get through.
+CHATTER = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog"
+    rb"|[IWE]0000 [\d:. ]+\d+ (port|cudart_stub|cuda_platform|node_def_util)\.cc:\d+\]"
+    rb"|INFO: Created TensorFlow Lite XNNPACK delegate)"
+)
+
+
+@contextlib.contextmanager
+def tensorflow_chatter_filtered() -> Iterator[None]:
+    """Pass this process's stderr (file descriptor 2) through a filter that drops CHATTER lines."""
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    real_stderr = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    pump_out = os.dup(real_stderr)  # the pump's own copy: real_stderr may be closed before it runs
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as lines, os.fdopen(pump_out, "wb") as out:
+            for line in lines:
+                if not CHATTER.match(line):
+                    out.write(line)
+                    out.flush()
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(real_stderr, 2)  # closes the pipe's last write end: the pump sees EOF
+        os.close(real_stderr)
+        thread.join(timeout=5)
+
+
 def main(stage: str, body: Callable[[config_mod.Config], object], *, quiet: bool = False) -> None:
     """Run ``body(cfg)`` as the CLI of ``stage``: clear one-line errors, exit 1 on failure.
 
@@ -114,7 +154,9 @@ def main(stage: str, body: Callable[[config_mod.Config], object], *, quiet: bool
     warnings.filterwarnings("ignore", category=UserWarning, module=r"tensorflow\.lite\..*")
     started = time.time()
     try:
-        body(config_mod.load())
+        cfg = config_mod.load()
+        with tensorflow_chatter_filtered():
+            body(cfg)
     except (config_mod.ConfigError, PipelineError) as e:
         print(f"[{stage}] error: {e}", file=sys.stderr)
         raise SystemExit(1) from None

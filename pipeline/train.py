@@ -28,16 +28,23 @@ def run(cfg: config_mod.Config, output: Path | None = None) -> Path:
     stage.seed_everything(cfg.seed)
     data = data_mod.splits(cfg)
     t = cfg.train
-    steps = model.steps_per_epoch(data, t.batch_size)
-    lr = model.schedule(t.learning_rate, steps * t.epochs, int(steps * t.warmup_epochs), t.final_lr_fraction)
-    net = model.compile_adam(model.build(), lr)
+    net = model.build()
     log.info(
         "training on %d images (%d held out for validation), %d epochs",
         len(data["x_train"]),
         len(data["x_val"]),
         t.epochs,
     )
-    model.fit(net, data, what="train", epochs=t.epochs, batch_size=t.batch_size, shift=t.shift_pixels, seed=cfg.seed)
+    model.fit(
+        net,
+        data,
+        t,
+        what="train",
+        epochs=t.epochs,
+        learning_rate=t.learning_rate,
+        warmup_epochs=t.warmup_epochs,
+        seed=cfg.seed,
+    )
     acc = model.accuracy(net, data["x_test"], data["y_test"])
     log.info("test accuracy %.4f on %d images", acc, len(data["y_test"]))
     model.save(net, output)

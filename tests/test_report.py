@@ -60,8 +60,18 @@ def test_the_fastest_qualifying_onnx_artifact_is_deployed():
 
 
 def test_a_tie_on_p50_is_broken_by_gzip_size():
-    arts = [art("big.onnx", 0.99, 40, 2000), art("small.onnx", 0.99, 40, 1500), art("slower.onnx", 0.99, 41, 10)]
-    assert report.choose_deployed(arts, 0.99, 0.1) == ("small.onnx", ["small.onnx", "big.onnx", "slower.onnx"], False)
+    arts = [art("big.onnx", 0.99, 40, 2000), art("small.onnx", 0.99, 40, 1500), art("slower.onnx", 0.99, 45, 10)]
+    assert report.choose_deployed(arts, 0.99, 0.1, 0.05) == (
+        "small.onnx",
+        ["small.onnx", "big.onnx", "slower.onnx"],
+        False,
+    )
+
+
+def test_p50s_within_the_tie_margin_count_as_a_tie():
+    arts = [art("fp32.onnx", 0.99, 20.8, 54800), art("w8.onnx", 0.99, 20.9, 18600), art("slow.onnx", 0.99, 23, 10)]
+    assert report.choose_deployed(arts, 0.99, 0.1, 0.05)[0] == "w8.onnx"  # 0.5 % slower, 3x smaller
+    assert report.choose_deployed(arts, 0.99, 0.1, 0.0)[0] == "fp32.onnx"  # no margin: strictly the fastest
 
 
 def test_a_non_onnx_artifact_is_never_deployed():
