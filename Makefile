@@ -1,6 +1,6 @@
 # Quick start:   make all     # virtualenv, data, train, prune, qat, export, benchmark, report
 #                make test    # lint and the test suite (what CI runs)
-# Knobs:         PROFILE=smoke (tiny, ~1 min)   ARTIFACTS=dir   VENV=dir   PYTHON=python3.11
+# Knobs:         PROFILE=smoke (tiny, ~1 min)   ARTIFACTS=dir   VENV=dir   PYTHON=python3.11   JOBS=1
 # Every stage's output is a file target; its module, inputs and the config are its
 # prerequisites, so a second `make all` does nothing and an edit reruns what it affects.
 
@@ -11,6 +11,12 @@ ARTIFACTS ?= $(if $(filter default,$(PROFILE)),artifacts,artifacts/$(PROFILE))
 export PROFILE ARTIFACTS
 export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_USE_LEGACY_KERAS := 1
+
+# Independent stages (prune and structured, the three QAT models) run side by side: one
+# training process keeps about one core busy. Each output line carries its [stage] prefix.
+# The benchmark depends on every export, so nothing runs beside it while it times.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS += --jobs=$(JOBS) --output-sync=line
 
 PY := $(VENV)/bin/python
 A := $(ARTIFACTS)
