@@ -22,8 +22,8 @@ PY := $(VENV)/bin/python
 A := $(ARTIFACTS)
 INSTALLED := $(VENV)/.installed
 CONFIG := pipeline/__init__.py pipeline/config.py pipeline/stage.py
-TRAINING := $(CONFIG) pipeline/data.py pipeline/model.py runtime/preprocess.py
-ONNX_RUNTIME := runtime/metadata.py runtime/preprocess.py runtime/classifier.py
+TRAINING := $(CONFIG) pipeline/data.py pipeline/model.py runtime/preprocess.py runtime/ink.py
+ONNX_RUNTIME := runtime/metadata.py runtime/preprocess.py runtime/ink.py runtime/classifier.py
 
 .PHONY: all install data train prune structured qat export bench report test lint format clean
 .DELETE_ON_ERROR:
@@ -71,8 +71,8 @@ $(A)/export.json: pipeline/export.py pipeline/graph.py pipeline/runners.py $(A)/
 $(A)/benchmark.json: pipeline/benchmark.py pipeline/runners.py pipeline/model.py $(A)/export.json $(CONFIG) $(ONNX_RUNTIME) | $(INSTALLED)
 	$(PY) -m pipeline.benchmark
 
-$(A)/report.json: pipeline/report.py pipeline/plots.py $(A)/benchmark.json $(A)/data/mnist.npz $(CONFIG) \
-		runtime/metadata.py | $(INSTALLED)
+$(A)/report.json: pipeline/report.py pipeline/report_text.py pipeline/plots.py $(A)/benchmark.json $(A)/data/mnist.npz \
+		$(CONFIG) runtime/metadata.py | $(INSTALLED)
 	$(PY) -m pipeline.report
 
 bench: $(A)/export.json | $(INSTALLED)  ## re-measure every artifact, then re-render the report
