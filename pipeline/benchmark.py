@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import gzip
+import json
 import logging
 import os
 import platform
@@ -61,8 +62,6 @@ def catalogue(cfg: config_mod.Config) -> list[dict]:
     export = cfg.artifacts / "export.json"
     if not export.is_file():
         raise stage.PipelineError(f"{export} is missing: run `make all` (or `make export`) first")
-    import json
-
     exported = json.loads(export.read_text())["artifacts"]
     keras = [{"name": n, "parent": p, "precision": "fp32", "stage": s, "format": "keras"} for n, p, s in KERAS]
     return keras + [{k: a[k] for k in ("name", "parent", "precision", "stage", "format")} for a in exported]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -118,7 +119,8 @@ def ort_static_int8(fp32_path: Path, calibration: np.ndarray, output: Path) -> N
         def get_next(self):
             return next(self.batches, None)
 
-    with stage.atomic_path(output.with_suffix(".pre.onnx")) as pre, stage.atomic_path(output) as tmp:
+    with tempfile.TemporaryDirectory() as scratch, stage.atomic_path(output) as tmp:
+        pre = Path(scratch) / "preprocessed.onnx"  # shape-inferred and optimised, input to the quantiser
         q.quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         q.quantize_static(
             str(pre),
@@ -131,7 +133,6 @@ def ort_static_int8(fp32_path: Path, calibration: np.ndarray, output: Path) -> N
             calibrate_method=q.CalibrationMethod.MinMax,
         )
         save_onnx(onnx.load(str(tmp)), ModelSpec(source=fp32_path.name), tmp)
-    output.with_suffix(".pre.onnx").unlink(missing_ok=True)
 
 
 def run(cfg: config_mod.Config) -> Path:
