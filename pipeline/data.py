@@ -28,7 +28,7 @@ import numpy as np
 
 from pipeline import config as config_mod
 from pipeline import stage
-from runtime.preprocess import mnist_to_float
+from runtime.metadata import mnist_to_float
 
 log = logging.getLogger("pipeline.data")
 

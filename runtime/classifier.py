@@ -24,6 +24,7 @@ import onnxruntime as ort
 
 from runtime.metadata import MetadataError, ModelSpec
 from runtime.preprocess import PreprocessError, to_mnist
+from runtime.session import session_options
 
 log = logging.getLogger("runtime.classifier")
 
@@ -51,21 +52,6 @@ def _reason(error: Exception) -> str:
 
 def default_model() -> Path:
     return Path(os.environ.get(MODEL_ENV) or DEFAULT_MODEL)
-
-
-def session_options() -> ort.SessionOptions:
-    """The runtime's onnxruntime settings, all in one place."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # one image of a small CNN: threads cost more to start than they save
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only: the runtime reports problems itself
-    # Fold DequantizeLinear of int8 weights into float weights at load instead of fusing QDQ
-    # into int8 kernels: at batch 1 on AVX-512 float kernels won (weight-only int8 model
-    # 21 us vs 65 us, tf2onnx QDQ model 60 us vs 89 us); the file keeps its int8 weights.
-    options.add_session_config_entry("session.disable_quant_qdq", "1")
-    return options
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,11 @@ OUTPUTS = ("probabilities", "logits")
 DIGITS = tuple(str(d) for d in range(10))
 
 
+def mnist_to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 MNIST images [N,28,28] -> float32 [N,28,28,1] in [0, 1], as the models are trained."""
+    return (np.asarray(images, np.float32) / 255.0)[..., None]
+
+
 class MetadataError(ValueError):
     """The model's metadata_props are missing or inconsistent."""
 

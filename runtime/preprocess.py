@@ -29,6 +29,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from runtime.ink import PreprocessError, _ink, _minus_paper, _onto_paper, _rank, _stroke_width
+from runtime.metadata import mnist_to_float
+
+__all__ = ["MAX_PIXELS", "PreprocessError", "load", "mnist_to_float", "to_mnist"]
 
 MAX_PIXELS = 40_000_000  # refuse bigger images before decoding them (a 20 000 x 20 000 PNG would need 1.2 GB)
 MIN_SIDE = 8  # px: nothing smaller holds a legible digit
@@ -37,11 +40,6 @@ BOX = 20  # px: the digit's longer side in the output, as in MNIST
 SIZE = 28  # px: the output's side
 THIN = 1.2  # px at output scale: a pen thinner than this is thickened to STROKE ...
 STROKE = 1.8  # ... MNIST's median stroke width (2 x area / perimeter of pixels over 0.5)
-
-
-def mnist_to_float(images: np.ndarray) -> np.ndarray:
-    """uint8 MNIST images [N,28,28] -> float32 [N,28,28,1] in [0, 1], as the models are trained."""
-    return (np.asarray(images, np.float32) / 255.0)[..., None]
 
 
 def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray) -> np.ndarray:
