@@ -1,12 +1,16 @@
-"""Every knob of the pipeline, in one place.
+"""Every knob of the pipeline, in one place, and command-line overrides of any of them.
 
-    python -m pipeline.config            # print the resolved config as JSON
-    PROFILE=smoke python -m pipeline.config
+    python -m pipeline.config                                  # the resolved config as JSON
+    python -m pipeline.config --set prune.final_sparsity=0.9   # ... with an override
+    make all SET="prune.final_sparsity=0.9 train.epochs=15"    # the same for a whole run
 
 Two profiles share these dataclasses: ``default`` (the real run) and ``smoke`` (a few
 thousand images, one epoch per stage, used by the tests). ``PROFILE`` picks one;
-``ARTIFACTS`` overrides where the stages read and write. Values are checked when the
-config is built, so a bad value stops the run before any work starts.
+``ARTIFACTS`` overrides where the stages read and write; ``SET`` (or ``--set`` on any
+stage) overrides single fields, parsed to the field's type. Values are checked when the
+config is built, so an unknown key or a bad value stops the run before any work starts.
+Each top-level section is what a stage declares it reads (``pipeline.artifacts.STAGES``):
+changing one reruns only the stages that read it.
 """
 
 from __future__ import annotations
@@ -14,11 +18,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
+import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("default", "smoke")
+SET_ENV = "SET"  # space-separated KEY=VALUE overrides, e.g. SET="prune.epochs=3 seed=7"
 
 
 class ConfigError(ValueError):
@@ -89,9 +98,13 @@ class BenchConfig:
     rounds: int = 5  # artifacts are measured interleaved in this many rounds
     throughput_batch: int = 256  # batch size of the throughput measurement
     throughput_seconds: float = 0.5  # time spent measuring throughput per artifact
-    max_accuracy_drop: float = 0.1  # percentage points below the baseline a deployable model may lose
-    latency_tie: float = 0.05  # p50s within this fraction of the fastest are a tie, broken by gzip size;
-    # the same model's p50 moves by 2-3 % between runs here, so a closer race is noise
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    max_accuracy_drop: float = 0.1  # percentage points of validation accuracy a deployable model may lose
+    latency_tie: float = 0.05  # p50s within this fraction of the fastest are a tie, broken by gzip size:
+    # the same model's p50 moves by a few per cent from run to run, so a closer race is noise
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,8 @@ class Config:
     qat: QATConfig = field(default_factory=QATConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    overrides: tuple[str, ...] = ()  # the KEY=VALUE overrides applied, as given (recorded, not read)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -129,15 +144,79 @@ def _smoke(artifacts: Path) -> Config:
     )
 
 
-def load(profile: str | None = None, artifacts: str | Path | None = None) -> Config:
-    """The config for ``profile`` (default: $PROFILE or "default") writing to ``artifacts``."""
+def load(profile: str | None = None, artifacts: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """The config for ``profile`` (default: $PROFILE or "default") writing to ``artifacts``, with
+    ``overrides`` (KEY=VALUE strings; default: those in $SET) applied and validated."""
     profile = profile or os.environ.get("PROFILE") or "default"
     if profile not in PROFILES:
         raise ConfigError(f"PROFILE={profile!r} is unknown; choose one of {', '.join(PROFILES)}")
     where = artifacts or os.environ.get("ARTIFACTS") or default_artifacts(profile)
     where = Path(where)
     where = where if where.is_absolute() else REPO_ROOT / where
-    return _smoke(where) if profile == "smoke" else Config(artifacts=where)
+    cfg = _smoke(where) if profile == "smoke" else Config(artifacts=where)
+    if overrides is None:
+        overrides = shlex.split(os.environ.get(SET_ENV, ""))
+    return apply(cfg, overrides)
+
+
+def apply(cfg: Config, overrides: list[str]) -> Config:
+    """``cfg`` with each ``section.field=value`` of ``overrides`` set, parsed to the field's type."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not KEY=VALUE, e.g. prune.final_sparsity=0.9")
+        cfg = _set(cfg, key.strip().split("."), raw.strip(), key.strip())
+    return dataclasses.replace(cfg, overrides=(*cfg.overrides, *overrides)) if overrides else cfg
+
+
+def _set(obj: object, path: list[str], raw: str, key: str) -> object:
+    names = [f.name for f in dataclasses.fields(obj) if f.name not in ("profile", "artifacts", "overrides")]
+    if path[0] not in names:
+        where = f"{key.rsplit('.', 1)[0]!r} has" if len(path) < len(key.split(".")) else "sections and keys are"
+        raise ConfigError(f"unknown config key {key!r}; {where}: {', '.join(names)}")
+    current = getattr(obj, path[0])
+    if dataclasses.is_dataclass(current) != (len(path) > 1):
+        fields = ", ".join(f"{key}.{f.name}" for f in dataclasses.fields(current)) if len(path) == 1 else ""
+        raise ConfigError(
+            f"config key {key!r} " + (f"is a section; set one of {fields}" if fields else "is not a section")
+        )
+    if len(path) > 1:
+        value = _set(current, path[1:], raw, key)
+    else:
+        value = _parse(raw, typing.get_type_hints(type(obj))[path[0]], key)
+    return dataclasses.replace(obj, **{path[0]: value})
+
+
+def _parse(raw: str, kind: object, key: str) -> object:
+    """``raw`` as a value of the annotated type ``kind``: int, float, bool, str, X | None, or a tuple."""
+    args = typing.get_args(kind)
+    if isinstance(kind, types.UnionType) and type(None) in args:
+        if raw.lower() in ("none", "null"):
+            return None
+        (kind,) = [a for a in args if a is not type(None)]
+        args = typing.get_args(kind)
+    if typing.get_origin(kind) is tuple:
+        items = [x.strip() for x in raw.split(",") if x.strip()]
+        each = args[0]
+        if args[-1] is not Ellipsis and len(items) != len(args):
+            raise ConfigError(f"config {key}={raw!r}: must be {len(args)} comma-separated values")
+        return tuple(_parse(x, each, key) for x in items)
+    try:
+        if kind is bool:
+            return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[raw.lower()]
+        return kind(raw)
+    except (KeyError, ValueError):
+        name = getattr(kind, "__name__", str(kind))
+        raise ConfigError(f"config {key}={raw!r}: not a valid {name}") from None
+
+
+def sections(cfg: Config) -> dict[str, dict]:
+    """What a stage can declare it reads: each section's resolved values, and ``seed``."""
+    resolved = cfg.to_dict()
+    found = {
+        f.name: resolved[f.name] for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))
+    }
+    return {"seed": {"seed": cfg.seed}, **found}
 
 
 def default_artifacts(profile: str) -> str:
@@ -192,11 +271,24 @@ def _validate(cfg: Config) -> None:
     )
     b = cfg.bench
     check(b.latency_runs >= b.rounds >= 1, "bench.latency_runs", b.latency_runs, f"must be >= rounds={b.rounds} >= 1")
-    check(b.max_accuracy_drop >= 0, "bench.max_accuracy_drop", b.max_accuracy_drop, "must be >= 0")
+    dep = cfg.deploy
+    check(dep.max_accuracy_drop >= 0, "deploy.max_accuracy_drop", dep.max_accuracy_drop, "must be >= 0")
+    check(0 <= dep.latency_tie < 1, "deploy.latency_tie", dep.latency_tie, "must be in [0, 1)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline.config", description="print the resolved config")
+    parser.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="override a field")
+    args = parser.parse_args(argv)
+    try:
+        env = shlex.split(os.environ.get(SET_ENV, ""))
+        print(json.dumps(load(overrides=env + (args.set or [])).to_dict(), indent=2))
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
-    try:
-        print(json.dumps(load().to_dict(), indent=2))
-    except ConfigError as e:
-        raise SystemExit(f"error: {e}") from None
+    main()
