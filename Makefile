@@ -1,37 +1,66 @@
-# Quick start:   make all     # virtualenv, data, train, prune, qat, export, benchmark, report
-#                make test    # lint and the test suite (what CI runs)
-# Knobs:         PROFILE=smoke (tiny, ~1 min)   ARTIFACTS=dir   VENV=dir   PYTHON=python3.11   JOBS=1
-# Every stage's output is a file target; its module, inputs and the config are its
-# prerequisites, so a second `make all` does nothing and an edit reruns what it affects.
+# Quick start:   make all        # virtualenv, data, train, compress, export, benchmark, deploy, report
+#                make test       # lint and the whole test suite, smoke pipeline included (what CI runs)
+#                make test-fast  # the unit tests only: no smoke pipeline, no network, under a minute
+#                make help       # every target, one line each
+# Knobs:         SET="prune.final_sparsity=0.9 train.epochs=15"   PROFILE=smoke   ARTIFACTS=dir
+#                VENV=dir   PYTHON=python3.11   JOBS=1
+#
+# The stage rules are not written here: `python -m pipeline.deps` derives them from the artifact
+# registry (pipeline/artifacts.py) into build/deps.mk before Make reads them, with one stamp file
+# per config section (rewritten only when that section's resolved values change). A stage's
+# prerequisites are its inputs, its module and the repository modules it imports, and the stamps
+# of the config sections it reads: a second `make all` does nothing, and an edit reruns only the
+# stages it reaches.
 
 PYTHON ?= python3
 VENV ?= .venv
 PROFILE ?= default
 ARTIFACTS ?= $(if $(filter default,$(PROFILE)),artifacts,artifacts/$(PROFILE))
-export PROFILE ARTIFACTS
+SET ?=
+PORT ?= 8000
+export PROFILE ARTIFACTS SET
 export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_USE_LEGACY_KERAS := 1
 
-# Independent stages (prune and structured, the three QAT models) run side by side: one
+# Independent stages (prune and structured, the QAT models, the exports) run side by side: one
 # training process keeps about one core busy. Each output line carries its [stage] prefix.
-# The benchmark depends on every export, so nothing runs beside it while it times.
+# The benchmark depends on every artifact, so nothing runs beside it while it times.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 MAKEFLAGS += --jobs=$(JOBS) --output-sync=line
 
 PY := $(VENV)/bin/python
 A := $(ARTIFACTS)
 INSTALLED := $(VENV)/.installed
-CONFIG := pipeline/__init__.py pipeline/config.py pipeline/stage.py
-TRAINING := $(CONFIG) pipeline/data.py pipeline/model.py runtime/preprocess.py runtime/ink.py
-ONNX_RUNTIME := runtime/metadata.py runtime/preprocess.py runtime/ink.py runtime/classifier.py
+BUILD := build
+# pipeline.deps imports only the standard library, so it runs before the virtualenv exists.
+BOOT := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 
-.PHONY: all install data train prune structured qat export bench report test lint format clean
+.PHONY: all help install data train prune structured qat export bench benchmark deploy report \
+	test test-fast lint format clean
 .DELETE_ON_ERROR:
 
-all: $(A)/report.json
+# Targets that run no stage need no rules (and a bad SET does not stop them).
+NO_STAGES := help install lint format test test-fast clean
+# A dry run (make -n) stamps into a scratch copy, so previewing SET=... changes nothing.
+DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
+STAMPS := $(A)/.stamps$(if $(DRY_RUN),-dry-run)
+ifneq ($(filter-out $(NO_STAGES),$(or $(MAKECMDGOALS),all)),)
+DEPS := $(shell PROFILE=$(PROFILE) ARTIFACTS=$(A) SET='$(SET)' \
+	$(BOOT) -m pipeline.deps $(BUILD)/deps.mk $(if $(DRY_RUN),--dry-run) 2>&1 >/dev/null; echo "exit=$$?")
+ifneq ($(lastword $(DEPS)),exit=0)
+$(error $(filter-out exit=%,$(DEPS)))
+endif
+include $(BUILD)/deps.mk
+endif
+
+all: $(A)/report.json  ## run every stage that is out of date, then print the table, verdict and stage times
 	@$(PY) -m pipeline.report --summary
 
-install: $(INSTALLED)
+help:  ## list the targets
+	@echo "make TARGET [SET=\"section.key=value ...\"] [PROFILE=smoke] [ARTIFACTS=dir] [JOBS=n]"
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(INSTALLED)  ## create the virtualenv with the pipeline and dev extras
 $(INSTALLED): pyproject.toml
 	@echo "[install] creating $(VENV) and installing the project with its pipeline and dev extras"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,61 +68,38 @@ $(INSTALLED): pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-data: $(A)/data/mnist.npz
-$(A)/data/mnist.npz: pipeline/data.py $(CONFIG) | $(INSTALLED)
-	$(PY) -m pipeline.data
+data: $(DATA_OUTPUTS)  ## fetch and verify MNIST
+train: $(TRAIN_OUTPUTS)  ## train the baseline
+prune: $(PRUNE_OUTPUTS)  ## magnitude-prune a copy of the baseline
+structured: $(STRUCTURED_OUTPUTS)  ## structured pruning: fewer filters and units
+qat: $(QAT_OUTPUTS)  ## quantisation-aware fine-tuning of every QAT model in the registry
+export: $(EXPORT_OUTPUTS)  ## every TFLite and ONNX artifact in the registry
+benchmark: $(BENCHMARK_OUTPUTS)  ## measure every artifact, if anything changed
+deploy: $(DEPLOY_OUTPUTS)  ## pick the model per target, write model.onnx
 
-train: $(A)/baseline.keras
-$(A)/baseline.keras: pipeline/train.py $(A)/data/mnist.npz $(TRAINING) | $(INSTALLED)
-	$(PY) -m pipeline.train
-
-prune: $(A)/pruned.keras
-$(A)/pruned.keras: pipeline/prune.py $(A)/baseline.keras $(TRAINING) | $(INSTALLED)
-	$(PY) -m pipeline.prune
-
-structured: $(A)/structured.keras
-$(A)/structured.keras: pipeline/structured.py pipeline/prune.py $(A)/baseline.keras $(TRAINING) | $(INSTALLED)
-	$(PY) -m pipeline.structured
-
-QAT := $(A)/pruned_qat.keras $(A)/qat.keras $(A)/structured_qat.keras
-qat: $(QAT)
-$(A)/pruned_qat.keras: $(A)/pruned.keras
-$(A)/qat.keras: $(A)/baseline.keras
-$(A)/structured_qat.keras: $(A)/structured.keras
-$(QAT): $(A)/%.keras: pipeline/qat.py $(TRAINING) | $(INSTALLED)
-	$(PY) -m pipeline.qat $*
-
-export: $(A)/export.json
-$(A)/export.json: pipeline/export.py pipeline/graph.py pipeline/runners.py $(A)/baseline.keras $(A)/pruned.keras \
-		$(A)/structured.keras $(QAT) $(TRAINING) runtime/metadata.py | $(INSTALLED)
-	$(PY) -m pipeline.export
-
-$(A)/benchmark.json: pipeline/benchmark.py pipeline/runners.py pipeline/model.py $(A)/export.json $(CONFIG) $(ONNX_RUNTIME) | $(INSTALLED)
+bench: $(EXPORT_OUTPUTS) | $(INSTALLED)  ## re-measure every artifact, then re-decide and re-render
 	$(PY) -m pipeline.benchmark
-
-$(A)/report.json: pipeline/report.py pipeline/report_text.py pipeline/plots.py $(A)/benchmark.json $(A)/data/mnist.npz \
-		$(CONFIG) runtime/metadata.py | $(INSTALLED)
-	$(PY) -m pipeline.report
-
-bench: $(A)/export.json | $(INSTALLED)  ## re-measure every artifact, then re-render the report
-	$(PY) -m pipeline.benchmark
-	$(PY) -m pipeline.report
+	@$(MAKE) --no-print-directory $(A)/report.json
 	@$(PY) -m pipeline.report --summary
 
 report: | $(INSTALLED)  ## re-render the report from the saved measurements
 	$(PY) -m pipeline.report
 	@$(PY) -m pipeline.report --summary
 
-test: lint
+test: lint  ## lint and the whole test suite (what CI runs)
 	$(PY) -m pytest
 
-lint: $(INSTALLED)
+test-fast: $(INSTALLED)  ## the unit tests: no smoke pipeline, no network
+	$(PY) -m pytest -m "not slow and not network"
+
+lint: $(INSTALLED)  ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: $(INSTALLED)
+format: $(INSTALLED)  ## ruff fix and format
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
 clean:  ## remove generated artifacts (keeps the MNIST cache and the virtualenv)
 	find artifacts -mindepth 1 -not -path 'artifacts/data*' -not -name README.md -delete
+	rm -rf $(BUILD)

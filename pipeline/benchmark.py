@@ -1,19 +1,22 @@
-"""Stage 6, benchmark: accuracy, size and speed of every artifact -> ``artifacts/benchmark.json``.
+"""Stage 6, benchmark: accuracy, size and speed of every registry artifact -> ``benchmark.json``.
 
-    python -m pipeline.benchmark        # or `make bench`, which also re-renders the report
+    python -m pipeline.benchmark        # or `make bench`, which re-measures and re-renders
 
 Each artifact runs in its own runtime: tf-keras for ``.keras``, LiteRT for ``.tflite``,
-onnxruntime for ``.onnx``. Accuracy is measured on the test set; latency at batch 1 on one
-thread over real test images, timing only the runtime call (set input, run, read output),
-with the artifacts interleaved in rounds so machine drift hits all alike; throughput at
-batch 256 on all cores. Predictions go to ``benchmark_predictions.npz`` for the report.
+onnxruntime for ``.onnx``. Accuracy is measured on the validation split (what decisions
+use) and on the test set (what is reported); latency at batch 1 on one thread over real
+test images, timing only the runtime call (set input, run, read output), with the artifacts
+interleaved in rounds so machine drift hits all alike. ONNX models are timed twice: with
+the runtime's session options and with onnxruntime's defaults, how any other consumer loads
+them. Throughput at batch 256 on all cores. Predictions (and the test probabilities) go to
+``benchmark_predictions.npz`` for the deploy stage and the report. Nothing else is written:
+the artifacts are only read.
 """
 
 from __future__ import annotations
 
 import datetime
 import gzip
-import json
 import logging
 import os
 import platform
@@ -22,20 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import ablation, artifacts, runners, stage
 from pipeline import config as config_mod
 from pipeline import data as data_mod
-from pipeline import runners, stage
 
 log = logging.getLogger("pipeline.benchmark")
-
-KERAS = [
-    ("baseline.keras", None, "train"),
-    ("pruned.keras", "baseline.keras", "prune"),
-    ("qat.keras", "baseline.keras", "qat"),
-    ("pruned_qat.keras", "pruned.keras", "qat"),
-    ("structured.keras", "baseline.keras", "structured"),
-    ("structured_qat.keras", "structured.keras", "qat"),
-]
+SCHEMA = 2
 
 
 def environment() -> dict:
@@ -57,14 +52,10 @@ def environment() -> dict:
     }
 
 
-def catalogue(cfg: config_mod.Config) -> list[dict]:
-    """What to measure: the Keras models, then everything export.json lists."""
-    export = cfg.artifacts / "export.json"
-    if not export.is_file():
-        raise stage.PipelineError(f"{export} is missing: run `make all` (or `make export`) first")
-    exported = json.loads(export.read_text())["artifacts"]
-    keras = [{"name": n, "parent": p, "precision": "fp32", "stage": s, "format": "keras"} for n, p, s in KERAS]
-    return keras + [{k: a[k] for k in ("name", "parent", "precision", "stage", "format")} for a in exported]
+def catalogue() -> list[dict]:
+    """What to measure: every registry artifact, in registry (lineage) order."""
+    keys = ("name", "parent", "stage", "format", "precision", "recipe")
+    return [{k: getattr(a, k) for k in keys} for a in artifacts.ARTIFACTS]
 
 
 def latency_stats(samples_ns: list[int]) -> dict:
@@ -101,42 +92,6 @@ def measure_latency(models: dict[str, runners.Runner], images: np.ndarray, cfg: 
     return {name: latency_stats(s) for name, s in samples.items()}
 
 
-# Runtime settings the runtime's defaults were chosen against, measured on these models.
-SESSION_VARIANTS = {
-    "runtime defaults": {},
-    "QDQ fusion on (onnxruntime's default)": {"config": ("session.disable_quant_qdq", "0")},
-    "graph optimisation 'extended' (no NCHWc layouts)": {"level": "ORT_ENABLE_EXTENDED"},
-    "2 intra-op threads": {"threads": 2},
-}
-SESSION_ARTIFACTS = ("baseline_fp32.onnx", "pruned_qat_int8.onnx", "structured_qat_int8.onnx", "structured_w8.onnx")
-
-
-def session_variants(cfg: config_mod.Config, images: np.ndarray) -> dict:
-    """Batch-1 p50 of a few ONNX models under each of SESSION_VARIANTS, interleaved like the rest."""
-    import onnxruntime as ort
-
-    from runtime.classifier import session_options
-
-    runs = {}
-    for name in SESSION_ARTIFACTS:
-        if not (cfg.artifacts / name).is_file():
-            continue
-        for variant, change in SESSION_VARIANTS.items():
-            options = session_options()
-            if "config" in change:
-                options.add_session_config_entry(*change["config"])
-            if "level" in change:
-                options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, change["level"])
-            options.intra_op_num_threads = change.get("threads", options.intra_op_num_threads)
-            runs[(name, variant)] = runners.OnnxRunner(cfg.artifacts / name, options)
-    log.info("session options: %d models x %d settings", len(SESSION_ARTIFACTS), len(SESSION_VARIANTS))
-    latencies = measure_latency(runs, images, cfg)
-    table = {}
-    for (name, variant), stats in latencies.items():
-        table.setdefault(name, {})[variant] = stats["p50"]
-    return {"variants": list(SESSION_VARIANTS), "p50_us": table}
-
-
 def lineage_macs(rows: list[dict]) -> None:
     """Give every exported artifact the multiply-adds of the Keras model it descends from."""
     by_name = {r["name"]: r for r in rows}
@@ -147,21 +102,43 @@ def lineage_macs(rows: list[dict]) -> None:
         row["macs"] = ancestor.get("macs")
 
 
+DEFAULTS = " (ORT defaults)"  # the key suffix of an ONNX model's second timing
+
+
+def open_models(cfg: config_mod.Config, entries: list[dict]) -> dict[str, runners.Runner]:
+    """A runner per artifact, plus a second one per ONNX model under onnxruntime's default options."""
+    from runtime.session import ort_defaults
+
+    models = {}
+    for e in entries:
+        log.info("loading %s", e["name"])
+        models[e["name"]] = runners.open_model(cfg.artifacts / e["name"], e["format"])
+        if e["format"] == "onnx":
+            models[e["name"] + DEFAULTS] = runners.OnnxRunner(cfg.artifacts / e["name"], ort_defaults())
+    return models
+
+
 def run(cfg: config_mod.Config) -> Path:
     started = time.time()
     a = cfg.artifacts
     data = data_mod.splits(cfg)
-    x, y = data["x_test"], data["y_test"]
-    entries = catalogue(cfg)
-    models = {e["name"]: runners.open_model(a / e["name"], e["format"]) for e in entries}
-    predictions, rows = {}, []
-    for e in entries:
-        log.info("accuracy of %s on %d test images", e["name"], len(y))
-        predictions[e["name"]] = models[e["name"]].predict(x).argmax(axis=1)
+    x, y, x_val, y_val = data["x_test"], data["y_test"], data["x_val"], data["y_val"]
+    entries = catalogue()
+    models = open_models(cfg, entries)
+    saved = {"y_test": y, "y_val": y_val}
+    for i, e in enumerate(entries, 1):
+        log.info(
+            "[%d/%d] accuracy of %s on %d validation and %d test images", i, len(entries), e["name"], len(y_val), len(y)
+        )
+        probabilities = models[e["name"]].predict(x)
+        saved[f"test__{e['name']}"] = probabilities.argmax(axis=1)
+        saved[f"prob__{e['name']}"] = probabilities.astype(np.float16)
+        saved[f"val__{e['name']}"] = models[e["name"]].predict(x_val).argmax(axis=1)
     latencies = measure_latency(models, x, cfg)
-    baseline = predictions["baseline.keras"]
+    baseline = saved[f"test__{artifacts.BASELINE}"]
+    rows = []
     for e in entries:
-        path, m, pred = a / e["name"], models[e["name"]], predictions[e["name"]]
+        path, m, pred, val = a / e["name"], models[e["name"]], saved[f"test__{e['name']}"], saved[f"val__{e['name']}"]
         shown = path.relative_to(config_mod.REPO_ROOT) if path.is_relative_to(config_mod.REPO_ROOT) else path
         log.info("throughput of %s", e["name"])
         rows.append(
@@ -172,34 +149,34 @@ def run(cfg: config_mod.Config) -> Path:
                 "size_bytes": path.stat().st_size,
                 "gzip_bytes": len(gzip.compress(path.read_bytes(), 9)),
                 "accuracy": round(float(np.mean(pred == y)), 6),
+                "val_accuracy": round(float(np.mean(val == y_val)), 6),
                 "errors": int(np.sum(pred != y)),
                 "agreement_with_baseline": round(float(np.mean(pred == baseline)), 6),
                 "latency_us": latencies[e["name"]],
+                "latency_us_ort_defaults": latencies.get(e["name"] + DEFAULTS),
                 "throughput_ips": m.throughput(x, cfg.bench.throughput_batch, cfg.bench.throughput_seconds),
                 "runtime": m.runtime,
             }
         )
     lineage_macs(rows)
-    sessions = session_variants(cfg, x)
-    for row in rows:
-        if row["format"] == "onnx":
-            runners.stamp_accuracy(a / row["name"], row["accuracy"])
+    sessions = ablation.measure(cfg, x, measure_latency)
     with stage.atomic_path(a / "benchmark_predictions.npz") as tmp:
-        np.savez_compressed(tmp, y_test=y, **predictions)
+        np.savez_compressed(tmp, **saved)
     output = a / "benchmark.json"
     stage.write_json(
         output,
         {
-            "schema": 1,
-            "dataset": {"name": "mnist", "test_samples": len(y)},
+            "schema": SCHEMA,
+            "dataset": {"name": "mnist", "test_samples": len(y), "validation_samples": len(y_val)},
             "environment": environment(),
-            "baseline": "baseline.keras",
+            "baseline": artifacts.BASELINE,
             "settings": cfg.to_dict()["bench"],
             "wall_time_s": round(time.time() - started, 1),
             "session_options": sessions,
             "artifacts": rows,
         },
     )
+    stage.record(cfg, "benchmark", [output, a / "benchmark_predictions.npz"], [a / e["name"] for e in entries], started)
     log.info("measured %d artifacts in %.0f s", len(rows), time.time() - started)
     return output
 

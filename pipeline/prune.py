@@ -89,10 +89,14 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
     stage.seed_everything(cfg.seed)
     data = data_mod.splits(cfg)
     pruned = magnitude_prune(model.load(baseline), data, cfg.prune, cfg, "prune")
-    acc, achieved = model.accuracy(pruned, data["x_test"], data["y_test"]), model.sparsity(pruned)
-    log.info("sparsity %.4f of prunable weights, test accuracy %.4f", achieved, acc)
+    val, acc = (
+        model.accuracy(pruned, data["x_val"], data["y_val"]),
+        model.accuracy(pruned, data["x_test"], data["y_test"]),
+    )
+    achieved = model.sparsity(pruned)
+    log.info("sparsity %.4f of prunable weights, validation accuracy %.4f", achieved, val)
     model.save(pruned, output)
-    stage.record(cfg, "prune", [output], [baseline], started, test_accuracy=acc, sparsity=achieved)
+    stage.record(cfg, "prune", [output], [baseline], started, val_accuracy=val, test_accuracy=acc, sparsity=achieved)
     return output
 
 

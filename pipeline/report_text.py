@@ -3,14 +3,14 @@
     from pipeline.report_text import table
     print(table(report["artifacts"], report["deployed"]))  # report: the dict that pipeline.report writes
 
-Pure functions of that dict: nothing is measured, read or written here (``pipeline.report`` does that). The
-baselines the verdict compares against and the tables' row order are defined here and imported by the stage.
+Pure functions of that dict: nothing is measured, read, decided or written here (``pipeline.report`` writes,
+``pipeline.deploy`` decides). The tables' row order is defined here.
 """
 
 from __future__ import annotations
 
-BASELINE_ONNX = "baseline_fp32.onnx"  # the speed reference on onnxruntime
-BASELINE_TFLITE = "baseline_fp32.tflite"  # the size reference (gzip) and the speed reference on LiteRT
+from pipeline.deploy import BASELINE_ONNX, BASELINE_TFLITE
+
 FORMAT_ORDER = {"keras": 0, "tflite": 1, "onnx": 2}  # table order: by format, then as benchmarked (lineage)
 
 
@@ -18,43 +18,53 @@ def _order(a: dict) -> int:
     return FORMAT_ORDER.get(a["format"], 9)  # sorted() is stable: within a format, benchmark.json's order
 
 
-def _p50(a: dict) -> float | None:
-    return (a.get("latency_us") or {}).get("p50")
+def _p50(a: dict, field: str = "latency_us") -> float | None:
+    return (a.get(field) or {}).get("p50")
 
 
 def verdict(report: dict) -> str:
-    """The one-paragraph verdict: what is deployed and why, and how it compares with the baselines."""
+    """The one-paragraph verdict: what is deployed and why, how it compares, and the pick per target."""
     by_name = {a["name"]: a for a in report["artifacts"]}
     name, base, sel, c = report["deployed"], report["baseline"], report["selection"], report["comparison"]
     d, drop = by_name[name], sel["max_accuracy_drop_pp"]
     if sel["fallback"]:
-        why = f"no ONNX artifact is within {drop:g} pp of {base}, so the most accurate ONNX one is deployed instead"
+        why = f"no ONNX artifact is within {drop:g} pp of {base} on validation, so the most accurate one is deployed"
     else:
         qualified = ", ".join(sel["qualified"])
-        why = f"of the ONNX artifacts within {drop:g} pp of {base} ({qualified}), the fastest at batch 1"
+        why = (
+            f"of the ONNX artifacts within {drop:g} pp of {base} on validation ({qualified}), the fastest at batch 1 "
+            "under onnxruntime's default options"
+        )
     text = (
         f"Deployed {name} ({d['precision']} {d['format']}, from {d['parent']}) as model.onnx: {why}. "
-        f"Accuracy {d['accuracy'] * 100:.2f} % ({c['accuracy_delta_pp']:+.2f} pp vs {base}'s "
-        f"{by_name[base]['accuracy'] * 100:.2f} %)"
+        f"Test accuracy {d['accuracy'] * 100:.2f} % ({c['accuracy_delta_pp']:+.2f} pp vs {base}'s "
+        f"{by_name[base]['accuracy'] * 100:.2f} %), validation {d['val_accuracy'] * 100:.2f} % "
+        f"({c['val_accuracy_delta_pp']:+.2f} pp)"
     )
     x = c["gzip_x_smaller_than_baseline_fp32_tflite"]
     if x is not None:
         ref = by_name[BASELINE_TFLITE]["gzip_bytes"] / 1000
         text += f"; gzip {d['gzip_bytes'] / 1000:,.1f} KB, {x:.1f}x smaller than {BASELINE_TFLITE} ({ref:,.1f} KB)"
-    if _p50(d) is not None:
-        text += f"; batch-1 p50 {_p50(d):,.1f} µs on {d.get('runtime')}"
-    for ref, key in ((BASELINE_ONNX, "p50_vs_baseline_fp32_onnx"), (BASELINE_TFLITE, "p50_vs_baseline_fp32_tflite")):
-        if c[key] is not None:
+    defaults = _p50(d, "latency_us_ort_defaults")
+    if defaults is not None:
+        text += f"; batch-1 p50 {defaults:,.1f} µs under onnxruntime's defaults"
+        text += f", {_p50(d):,.1f} µs with the runtime's options"
+    for ref, key, field in (
+        (BASELINE_ONNX, "p50_defaults_vs_baseline_fp32_onnx", "latency_us_ort_defaults"),
+        (BASELINE_TFLITE, "p50_vs_baseline_fp32_tflite", "latency_us"),
+    ):
+        if c.get(key) is not None:
             r = c[key]
             speed = f"{1 / r:.1f}x faster" if r <= 1 else f"{r:.1f}x slower"
-            text += f", {speed} than {ref} on {by_name[ref].get('runtime')} ({_p50(by_name[ref]):,.1f} µs)"
-    met = [t for t in report["targets"] if t["met"]]
-    missed = [t["target"] for t in report["targets"] if t["met"] is False]
-    unknown = [t["target"] for t in report["targets"] if t["met"] is None]
-    text += f". Targets met: {len(met)} of {len(report['targets'])}"
+            text += f", {speed} than {ref} on {by_name[ref].get('runtime')} ({_p50(by_name[ref], field):,.1f} µs)"
+    met = [t for t in report["goals"] if t["met"]]
+    missed = [t["target"] for t in report["goals"] if t["met"] is False]
+    unknown = [t["target"] for t in report["goals"] if t["met"] is None]
+    text += f". Goals met: {len(met)} of {len(report['goals'])}"
     text += f"; missed: {'; '.join(missed)}" if missed else ""
     text += f"; not measured: {'; '.join(unknown)}" if unknown else ""
-    return text + "."
+    picks = "; ".join(f"{t['target']}: {t['pick']}" for t in report.get("targets", []))
+    return text + (f". Pick per target: {picks}." if picks else ".")
 
 
 # (header, field, number format, scale); a dotted field reads a nested one. The terminal shows SUMMARY_COLUMNS.
@@ -63,6 +73,7 @@ COLUMNS = (
     ("format", "format", "", 1),
     ("precision", "precision", "", 1),
     ("parent", "parent", "", 1),
+    ("val acc %", "val_accuracy", ".2f", 100),
     ("accuracy %", "accuracy", ".2f", 100),
     ("errors", "errors", "d", 1),
     ("agreement %", "agreement_with_baseline", ".2f", 100),
@@ -72,6 +83,7 @@ COLUMNS = (
     ("size KB", "size_bytes", ",.1f", 1e-3),
     ("gzip KB", "gzip_bytes", ",.1f", 1e-3),
     ("p50 µs", "latency_us.p50", ",.1f", 1),
+    ("p50 µs ORT defaults", "latency_us_ort_defaults.p50", ",.1f", 1),
     ("p90 µs", "latency_us.p90", ",.1f", 1),
     ("p99 µs", "latency_us.p99", ",.1f", 1),
     ("img/s", "throughput_ips.value", ",.0f", 1),
@@ -80,13 +92,14 @@ COLUMNS = (
 SUMMARY_COLUMNS = (
     "artifact",
     "precision",
+    "val acc %",
     "accuracy %",
     "errors",
     "agreement %",
     "sparsity %",
     "gzip KB",
     "p50 µs",
-    "p99 µs",
+    "p50 µs ORT defaults",
     "img/s",
     "runtime",
 )
@@ -126,17 +139,45 @@ def session_table(sessions: dict | None) -> str:
     return "\n".join(rows)
 
 
+def targets_table(report: dict) -> str:
+    """One row per deployment target: the model picked for it, its accuracy, size and speed there."""
+    by_name = {a["name"]: a for a in report["artifacts"]}
+    rows = [
+        "| target | pick | val acc % | test acc % | size KB | gzip KB | p50 µs | test ranking would pick |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for t in report.get("targets", []):
+        a = by_name[t["pick"]]
+        speed = _p50(a, t["speed"])
+        flag = "same" if t["test_pick"] == t["pick"] else f"**{t['test_pick']}**"
+        rows.append(
+            f"| {t['target']} | {t['pick']}{' (fallback)' if t['fallback'] else ''} | {a['val_accuracy'] * 100:.2f} | "
+            f"{a['accuracy'] * 100:.2f} | {a['size_bytes'] / 1000:,.1f} | {a['gzip_bytes'] / 1000:,.1f} | "
+            f"{'-' if speed is None else f'{speed:,.1f}'} | {flag} |"
+        )
+    return "\n".join(rows)
+
+
+def _test_flag(sel: dict, deployed: str) -> str:
+    if sel.get("test_pick") in (None, deployed):
+        return "Ranking by test accuracy instead would have chosen the same model."
+    return (
+        f"Ranking by test accuracy instead would have chosen **{sel['test_pick']}**; the decision stays on validation."
+    )
+
+
 def _shown_target(t: dict) -> str:
     v = t["value"]
     return "-" if v is None else f"{v:+.2f} pp" if t["key"].endswith("_pp") else f"{v:.2f}x"
 
 
 def markdown(report: dict) -> str:
-    """report.md: verdict, targets, rule, table, figures, then how it was measured."""
+    """report.md: verdict, goals, targets, rule, table, figures, then how it was measured."""
     env, sel, n = report["environment"], report["selection"], report["dataset"]["test_samples"]
+    n_val = report["dataset"].get("validation_samples", 0)
     fig = report["figures"]
     met = {True: "yes", False: "NO", None: "not measured"}
-    targets = "\n".join(f"| {t['target']} | {_shown_target(t)} | {met[t['met']]} |" for t in report["targets"])
+    goals = "\n".join(f"| {t['target']} | {_shown_target(t)} | {met[t['met']]} |" for t in report["goals"])
     lat = next((a["latency_us"] for a in report["artifacts"] if a.get("latency_us")), {})
     tput = next((a["throughput_ips"] for a in report["artifacts"] if a.get("throughput_ips")), {})
     st = report.get("settings", {})
@@ -147,19 +188,26 @@ def markdown(report: dict) -> str:
 
 **Verdict.** {report["verdict"]}
 
-| target | deployed model | met |
+| goal | deployed model | met |
 |---|---:|---|
-{targets}
+{goals}
 
-*How to read this:* each row below is one file in the artifacts folder. Accuracy and errors are on the first {n:,}
-MNIST test images; agreement is the share of them on which the artifact predicts the same digit as
-{report["baseline"]}; p50/p90/p99 are batch-1 latency percentiles in µs (lower is better); gzip KB is the
-gzip-compressed file size, what a download costs (1 KB = 1000 bytes); the deployed model is in **bold**.
+*How to read this:* each row below is one file in the artifacts folder. Every decision is made on the
+{n_val:,} validation images (held out of training); accuracy and errors are on the first {n:,} MNIST test
+images, which are only reported. Agreement is the share of test images on which the artifact predicts the
+same digit as {report["baseline"]}; p50/p90/p99 are batch-1 latency percentiles in µs (lower is better), with
+the runtime's session options and, for ONNX, under onnxruntime's defaults; gzip KB is the gzip-compressed
+file size, what a download costs (1 KB = 1000 bytes); the deployed model is in **bold**.
+
+## Targets
+
+{targets_table(report)}
 
 ## Deployed: {report["deployed"]}
 
-Selection rule (config `bench.max_accuracy_drop` = {sel["max_accuracy_drop_pp"]:g} pp): {sel["rule"]}.
-Qualified, fastest first: {qualified}. It is copied to `model.onnx` with `test_accuracy` in its metadata.
+Selection rule (config `deploy.max_accuracy_drop` = {sel["max_accuracy_drop_pp"]:g} pp): {sel["rule"]}.
+Qualified, fastest first: {qualified}. {_test_flag(sel, report["deployed"])} It is copied to `model.onnx` with its
+validation and test accuracy in its metadata and a summary in its `doc_string`.
 
 ## All artifacts
 

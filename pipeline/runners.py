@@ -10,7 +10,6 @@ quantisation, layout) outside the timed call, using the runtime's ``ModelSpec``.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 import os
 import time
@@ -111,8 +110,10 @@ class LiteRunner(Runner):
     def __init__(self, path: Path):
         from ai_edge_litert.interpreter import Interpreter
 
+        from pipeline import tflite_io
+
         self.path, self.Interpreter = path, Interpreter
-        self.spec = tflite_spec(path)
+        self.spec = tflite_io.spec(path)
         self.one = self._interpreter(1, 1)
         self.runtime = f"ai-edge-litert {importlib.metadata.version('ai-edge-litert')}"
 
@@ -172,11 +173,11 @@ class LiteRunner(Runner):
 
 class OnnxRunner(Runner):
     def __init__(self, path: Path, options=None):
-        """``options``: onnxruntime SessionOptions for batch 1; the runtime's defaults if None."""
+        """``options``: onnxruntime SessionOptions for batch 1; the runtime's if None."""
         import onnx
         import onnxruntime as ort
 
-        from runtime.classifier import session_options
+        from runtime.session import session_options
 
         self.ort, self.path, self.session_options = ort, path, session_options
         self.one = ort.InferenceSession(str(path), options or session_options(), providers=["CPUExecutionProvider"])
@@ -217,34 +218,6 @@ class OnnxRunner(Runner):
         graph = self.onnx.load(str(self.path)).graph
         arrays = [(t.name, numpy_helper.to_array(t)) for t in graph.initializer]
         return _weight_stats([a for name, a in arrays if _is_weight(name, a)]) | {"macs": None}
-
-
-def tflite_spec(path: Path, source: str = "") -> ModelSpec:
-    """The runtime's view of a TFLite model's I/O: dtype and quantisation of input and output."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path))
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    spec = {"source": source}
-    if inp["dtype"] != np.float32:
-        (scale, zero), dtype = inp["quantization"], np.dtype(inp["dtype"]).name
-        spec |= {"input_dtype": dtype, "input_scale": float(scale), "input_zero_point": int(zero)}
-    if out["dtype"] != np.float32:
-        scale, zero = out["quantization"]
-        spec |= {"output_scale": float(scale), "output_zero_point": int(zero)}
-    return ModelSpec(**spec)
-
-
-def stamp_accuracy(path: Path, accuracy: float) -> None:
-    """Write the measured test accuracy into an ONNX model's metadata_props."""
-    import onnx
-
-    from pipeline import stage
-
-    m = onnx.load(str(path))
-    spec = dataclasses.replace(ModelSpec.from_props({p.key: p.value for p in m.metadata_props}), test_accuracy=accuracy)
-    onnx.helper.set_model_props(m, spec.to_props())
-    stage.write_bytes(path, m.SerializeToString())
 
 
 def open_model(path: Path, fmt: str) -> Runner:

@@ -1,4 +1,7 @@
-"""What every stage shares: atomic writes, the JSON record beside each output, and ``main``.
+"""What every stage shares: atomic writes, the JSON record of each output, and ``main``.
+
+    stage.main("prune", run)                    # python -m pipeline.prune [--set KEY=VALUE ...]
+    stage.main("export", run, takes_names=True) # python -m pipeline.export [NAME ...] [--set ...]
 
 A stage writes each output to a temporary name and renames it when complete, so a run
 killed at any point leaves either the old file or the new one, never a torn one, and
@@ -7,22 +10,21 @@ Make never mistakes a half-written file for a finished stage.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.metadata
 import json
 import logging
 import os
 import platform
-import re
 import sys
 import tempfile
-import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipeline import config as config_mod
+from pipeline import quiet
 
 log = logging.getLogger("pipeline")
 
@@ -36,7 +38,9 @@ LIBRARIES = (
     "onnxruntime",
     "ai-edge-litert",
     "pillow",
+    "tflite-micro",
 )
+RECORDS = "records"  # folder in the artifacts folder: one JSON record per stage output
 
 
 class PipelineError(RuntimeError):
@@ -75,20 +79,28 @@ def versions() -> dict[str, str]:
     return found
 
 
+def record_path(cfg: config_mod.Config, output: Path) -> Path:
+    """Where the record of ``output`` goes: ``records/<its path in the artifacts folder>.json``."""
+    rel = output.relative_to(cfg.artifacts) if output.is_relative_to(cfg.artifacts) else Path(output.name)
+    return cfg.artifacts / RECORDS / f"{rel.as_posix().replace('/', '__')}.json"
+
+
 def record(
     cfg: config_mod.Config, stage: str, outputs: list[Path], parents: list[Path], started: float, **extra
 ) -> None:
-    """Write ``<first output>.json``: what made it, from what, with which settings and libraries."""
+    """Write the record of ``outputs[0]``: what made it, from what, with which settings and libraries."""
     rel = lambda p: str(Path(p).relative_to(cfg.artifacts)) if Path(p).is_relative_to(cfg.artifacts) else str(p)  # noqa: E731
     write_json(
-        outputs[0].with_suffix(".json"),
+        record_path(cfg, outputs[0]),
         {
             "stage": stage,
             "outputs": [rel(p) for p in outputs],
             "parents": [rel(p) for p in parents],
             "wall_time_s": round(time.time() - started, 2),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
             "seed": cfg.seed,
             "profile": cfg.profile,
+            "overrides": list(cfg.overrides),
             "config": cfg.to_dict(),
             "versions": versions(),
             **extra,
@@ -105,63 +117,29 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-# What TensorFlow and LiteRT print from C++ on every start, before (or outside) any log level
-# applies: a oneDNN notice, "no CUDA" errors on a machine without a GPU, a tf.data attribute
-# warning, the XNNPACK notice. Real errors still get through.
-CHATTER = re.compile(
-    rb"^(WARNING: All log messages before absl::InitializeLog"
-    rb"|[IWE]0000 [\d:. ]+\d+ (port|cudart_stub|cuda_platform|node_def_util)\.cc:\d+\]"
-    rb"|INFO: Created TensorFlow Lite XNNPACK delegate)"
-)
-
-
-@contextlib.contextmanager
-def tensorflow_chatter_filtered() -> Iterator[None]:
-    """Pass this process's stderr (file descriptor 2) through a filter that drops CHATTER lines."""
-    sys.stderr.flush()
-    read_end, write_end = os.pipe()
-    real_stderr = os.dup(2)
-    os.dup2(write_end, 2)
-    os.close(write_end)
-    pump_out = os.dup(real_stderr)  # the pump's own copy: real_stderr may be closed before it runs
-
-    def pump() -> None:
-        with os.fdopen(read_end, "rb") as lines, os.fdopen(pump_out, "wb") as out:
-            for line in lines:
-                if not CHATTER.match(line):
-                    out.write(line)
-                    out.flush()
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(real_stderr, 2)  # closes the pipe's last write end: the pump sees EOF
-        os.close(real_stderr)
-        thread.join(timeout=5)
-
-
-def main(stage: str, body: Callable[[config_mod.Config], object], *, quiet: bool = False) -> None:
-    """Run ``body(cfg)`` as the CLI of ``stage``: clear one-line errors, exit 1 on failure.
-
-    ``quiet``: no closing "done" line, for commands whose output is the point."""
+def main(
+    stage: str, body: Callable[..., object], *, takes_names: bool = False, quiet_done: bool = False, argv=None
+) -> None:
+    """Run ``body(cfg)`` (``body(cfg, names)`` if ``takes_names``) as the CLI of ``stage``: overrides
+    with ``--set``, clear one-line errors, exit 1 on failure. ``quiet_done``: no closing "done" line."""
+    parser = argparse.ArgumentParser(prog=f"python -m pipeline.{stage}")
+    if takes_names:
+        parser.add_argument("names", nargs="*", metavar="NAME", help="artifacts to build (default: all of the stage's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"[{stage}] %(message)s", stream=sys.stdout)
-    for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL", "tf2onnx"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    # Converters warn about their own deprecations and defaults; our log says what happens.
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"tensorflow\.lite\..*")
+    quiet.quiet_python_loggers()
     started = time.time()
     try:
         cfg = config_mod.load()
-        with tensorflow_chatter_filtered():
-            body(cfg)
+        cfg = config_mod.apply(cfg, args.set)
+        with quiet.third_party_chatter_filtered():
+            body(cfg, args.names) if takes_names else body(cfg)
     except (config_mod.ConfigError, PipelineError) as e:
         print(f"[{stage}] error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
         print(f"[{stage}] interrupted; nothing half-written was kept, rerun to resume", file=sys.stderr)
         raise SystemExit(130) from None
-    if not quiet:
+    if not quiet_done:
         log.info("done in %.1f s", time.time() - started)

@@ -72,9 +72,9 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
     data = data_mod.splits(cfg)
     s = cfg.structured
     small = narrow(model.load(baseline), s.widths)
-    before = model.accuracy(small, data["x_test"], data["y_test"])
+    before = model.accuracy(small, data["x_val"], data["y_val"])
     log.info(
-        "widths %s -> %s, MACs %d -> %d; test accuracy before fine-tuning %.4f",
+        "widths %s -> %s, MACs %d -> %d; validation accuracy before fine-tuning %.4f",
         model.WIDTHS,
         s.widths,
         model.macs(model.build()),
@@ -82,8 +82,11 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
         before,
     )
     tuned = prune.magnitude_prune(small, data, s.fine_tune, cfg, "structured")
-    acc = model.accuracy(tuned, data["x_test"], data["y_test"])
-    log.info("test accuracy %.4f, sparsity %.4f, %d parameters", acc, model.sparsity(tuned), tuned.count_params())
+    val, acc = (
+        model.accuracy(tuned, data["x_val"], data["y_val"]),
+        model.accuracy(tuned, data["x_test"], data["y_test"]),
+    )
+    log.info("validation accuracy %.4f, sparsity %.4f, %d parameters", val, model.sparsity(tuned), tuned.count_params())
     model.save(tuned, output)
     stage.record(
         cfg,
@@ -91,10 +94,11 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
         [output],
         [baseline],
         started,
+        val_accuracy=val,
         test_accuracy=acc,
         macs=model.macs(tuned),
         sparsity=model.sparsity(tuned),
-        accuracy_before_fine_tuning=before,
+        val_accuracy_before_fine_tuning=before,
     )
     return output
 

@@ -45,11 +45,12 @@ def run(cfg: config_mod.Config, output: Path | None = None) -> Path:
         warmup_epochs=t.warmup_epochs,
         seed=cfg.seed,
     )
-    acc = model.accuracy(net, data["x_test"], data["y_test"])
-    log.info("test accuracy %.4f on %d images", acc, len(data["y_test"]))
+    val, acc = model.accuracy(net, data["x_val"], data["y_val"]), model.accuracy(net, data["x_test"], data["y_test"])
+    log.info("validation accuracy %.4f on %d images", val, len(data["y_val"]))
     model.save(net, output)
+    parents = [data_mod.cache_path(cfg)]
     stage.record(
-        cfg, "train", [output], [data_mod.cache_path(cfg)], started, test_accuracy=acc, params=net.count_params()
+        cfg, "train", [output], parents, started, val_accuracy=val, test_accuracy=acc, params=net.count_params()
     )
     return output
 

@@ -2,6 +2,10 @@
 
 ``SMOKE_ARTIFACTS=dir`` reuses (and brings up to date) a smoke run in ``dir`` instead of
 a fresh temporary one, which makes repeated local test runs fast.
+
+The two tiers: a test that uses the smoke pipeline (``smoke_artifacts``) is marked ``slow``
+and one that needs MNIST (``mnist``, ``mnist_cache``, which may download it) ``network``,
+here, from the fixtures it asks for; ``make test-fast`` runs the rest.
 """
 
 from __future__ import annotations
@@ -18,6 +22,14 @@ import pytest
 from pipeline import config, data
 
 REPO = config.REPO_ROOT
+TIERS = {"smoke_artifacts": "slow", "smoke_config": "slow", "mnist": "network", "mnist_cache": "network"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        for fixture, marker in TIERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +46,7 @@ def mnist(mnist_cache) -> dict[str, np.ndarray]:
 
 def make(target: str, artifacts: Path, *flags: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``make`` in the repo for the smoke profile, with this interpreter's virtualenv."""
-    env = os.environ | {"PROFILE": "smoke", "ARTIFACTS": str(artifacts), "VENV": sys.prefix}
+    env = os.environ | {"PROFILE": "smoke", "ARTIFACTS": str(artifacts), "VENV": sys.prefix, "SET": ""}
     cmd = ["make", "--no-print-directory", f"VENV={sys.prefix}", *flags, target]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     if check and done.returncode != 0:

@@ -1,4 +1,4 @@
-"""End to end: `make all PROFILE=smoke` into a temporary folder, then every artifact checked."""
+"""End to end: `make all PROFILE=smoke` into a temporary folder, then every registry artifact checked."""
 
 import json
 
@@ -7,12 +7,14 @@ import onnx
 import pytest
 from conftest import make
 
-from pipeline import data, export, runners
+from pipeline import artifacts, data, onnx_io, runners, stage
 
 pytestmark = pytest.mark.slow
 
-KERAS = ["baseline.keras", "pruned.keras", "qat.keras", "pruned_qat.keras"]
-EXPORTED = [a.name for a in export.TFLITE + export.ONNX]
+ALL = artifacts.ARTIFACTS
+ONNX = [a for a in ALL if a.format == "onnx"]
+INT8_TFLITE = [a for a in ALL if a.format == "tflite" and a.precision == "int8"]
+PRUNED = [a for a in ALL if "pruned.keras" in artifacts.lineage(a.name) and a.recipe != "ort_static_int8"]
 
 
 @pytest.fixture(scope="module")
@@ -21,96 +23,71 @@ def smoke_test_set(smoke_config):
     return s["x_test"], s["y_test"]
 
 
-def fmt(name):
-    return name.rsplit(".", 1)[1]
-
-
-@pytest.mark.parametrize("name", KERAS + EXPORTED)
-def test_artifact_loads_in_its_runtime_and_classifies_far_above_chance(smoke_artifacts, smoke_test_set, name):
+@pytest.mark.parametrize("a", ALL, ids=lambda a: a.name)
+def test_artifact_loads_in_its_runtime_and_classifies_far_above_chance(smoke_artifacts, smoke_test_set, a):
     x, y = smoke_test_set
-    accuracy = np.mean(runners.open_model(smoke_artifacts / name, fmt(name)).predict(x).argmax(axis=1) == y)
-    assert accuracy > 0.6, f"{name}: {accuracy:.3f} on {len(y)} test images (chance is 0.1)"
+    accuracy = np.mean(runners.open_model(smoke_artifacts / a.name, a.format).predict(x).argmax(axis=1) == y)
+    assert accuracy > 0.6, f"{a.name}: {accuracy:.3f} on {len(y)} test images (chance is 0.1)"
 
 
-@pytest.mark.parametrize("name", ["pruned.keras", "pruned_qat.keras", "pruned_fp32.tflite", "pruned_qat_int8.onnx"])
-def test_pruned_models_keep_the_configured_sparsity(smoke_artifacts, smoke_config, name):
-    sparsity = runners.open_model(smoke_artifacts / name, fmt(name)).weights()["sparsity"]
-    assert sparsity >= smoke_config.prune.final_sparsity - 0.005, f"{name}: {sparsity:.4f} zeros in its kernels"
+@pytest.mark.parametrize("a", PRUNED, ids=lambda a: a.name)
+def test_pruned_models_keep_the_configured_sparsity(smoke_artifacts, smoke_config, a):
+    sparsity = runners.open_model(smoke_artifacts / a.name, a.format).weights()["sparsity"]
+    assert sparsity >= smoke_config.prune.final_sparsity - 0.005, f"{a.name}: {sparsity:.4f} zeros in its kernels"
 
 
-@pytest.mark.parametrize("name", ["baseline_fp32.onnx", "baseline_ptq_int8.onnx", "pruned_qat_int8.onnx", "model.onnx"])
-def test_onnx_models_pass_the_checker_and_describe_themselves(smoke_artifacts, name):
-    m = onnx.load(str(smoke_artifacts / name))
+@pytest.mark.parametrize("a", ONNX, ids=lambda a: a.name)
+def test_onnx_exports_pass_the_checker_and_describe_themselves(smoke_artifacts, a):
+    m = onnx.load(str(smoke_artifacts / a.name))
     onnx.checker.check_model(m)
-    props = {p.key: p.value for p in m.metadata_props}
+    props = onnx_io.metadata(m)
     assert props["layout"] in ("NHWC", "NCHW") and json.loads(props["labels"]) == [str(d) for d in range(10)]
-    assert 0.6 < float(props["test_accuracy"]) <= 1  # written once benchmarked
-    assert props["source"].endswith((".keras", ".onnx", ".tflite"))
+    assert props["source"] == a.parent
+    assert "test_accuracy" not in props  # exports are never rewritten: measured figures go to model.onnx only
+
+
+def test_the_deployed_model_carries_its_measured_accuracy(smoke_artifacts):
+    m = onnx.load(str(smoke_artifacts / "model.onnx"))
+    props = onnx_io.metadata(m)
+    deployed = json.loads((smoke_artifacts / "deploy.json").read_text())["deployed"]
+    assert props["deployed_from"] == deployed and 0.6 < float(props["test_accuracy"]) <= 1
+    assert deployed in m.doc_string
 
 
 def kernels_dtypes(path):
+    """dtypes of the weight kernels: every kernel of these models has >= 256 weights; scales and shapes fewer."""
     from onnx import numpy_helper
 
     arrays = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer]
-    return {a.dtype for a in arrays if a.ndim >= 2}
+    return {a.dtype for a in arrays if a.ndim >= 2 and a.size >= 256}
 
 
-def test_int8_onnx_models_hold_int8_kernels_not_fake_quantised_floats(smoke_artifacts):
-    assert kernels_dtypes(smoke_artifacts / "pruned_qat_int8.onnx") == {np.dtype(np.int8)}
-    assert kernels_dtypes(smoke_artifacts / "baseline_ptq_int8.onnx") == {np.dtype(np.int8)}
-    assert kernels_dtypes(smoke_artifacts / "baseline_fp32.onnx") == {np.dtype(np.float32)}
+@pytest.mark.parametrize("a", [a for a in ONNX if a.precision.startswith("int8")], ids=lambda a: a.name)
+def test_int8_onnx_models_hold_int8_kernels_not_fake_quantised_floats(smoke_artifacts, a):
+    assert np.dtype(np.int8) in kernels_dtypes(smoke_artifacts / a.name)
+    assert np.dtype(np.float32) not in kernels_dtypes(smoke_artifacts / a.name)
 
 
-IO_DTYPES = [
-    ("pruned_qat_int8.tflite", np.int8),
-    ("qat_int8.tflite", np.int8),
-    ("baseline_ptq_int8.tflite", np.int8),
-    ("baseline_fp32.tflite", np.float32),
-]
-
-
-@pytest.mark.parametrize(("name", "dtype"), IO_DTYPES)
-def test_tflite_io_dtypes(smoke_artifacts, name, dtype):
+@pytest.mark.parametrize("a", [a for a in ALL if a.format == "tflite"], ids=lambda a: a.name)
+def test_tflite_io_dtypes_follow_the_precision(smoke_artifacts, a):
     from ai_edge_litert.interpreter import Interpreter
 
-    it = Interpreter(model_path=str(smoke_artifacts / name))
+    it = Interpreter(model_path=str(smoke_artifacts / a.name))
+    dtype = np.int8 if a.precision == "int8" else np.float32
     assert it.get_input_details()[0]["dtype"] == dtype and it.get_output_details()[0]["dtype"] == dtype
 
 
-@pytest.mark.parametrize("stage", ["baseline", "pruned", "pruned_qat", "qat", "export"])
-def test_each_stage_records_its_config_parents_and_versions(smoke_artifacts, stage):
-    rec = json.loads((smoke_artifacts / f"{stage}.json").read_text())
-    assert rec["profile"] == "smoke" and rec["config"]["profile"] == "smoke"
-    assert rec["wall_time_s"] > 0 and rec["seed"] == 1234 and "tensorflow" in rec["versions"]
+@pytest.mark.parametrize("output", [a.name for a in ALL] + ["benchmark.json", "deploy.json"])
+def test_each_output_has_a_record_of_its_config_parents_and_versions(smoke_artifacts, smoke_config, output):
+    rec = json.loads(stage.record_path(smoke_config, smoke_artifacts / output).read_text())
+    assert rec["profile"] == "smoke" and rec["config"]["profile"] == "smoke" and rec["outputs"][0] == output
+    assert rec["wall_time_s"] >= 0 and rec["seed"] == 1234 and "numpy" in rec["versions"]
     assert all(not p.startswith("/") for p in rec["parents"])
 
 
 def test_second_make_all_has_nothing_to_do(smoke_artifacts):
     # `all` itself always prints the summary; the report is what it builds
     assert make(f"{smoke_artifacts}/report.json", smoke_artifacts, "--question", check=False).returncode == 0
-
-
-@pytest.mark.parametrize(
-    ("touched", "reruns", "keeps"),
-    [
-        (
-            "pipeline/qat.py",
-            ["pipeline.qat pruned_qat", "pipeline.qat qat", "pipeline.export", "pipeline.benchmark"],
-            ["pipeline.train", "pipeline.prune"],
-        ),
-        (
-            "pipeline/prune.py",
-            ["pipeline.prune", "pipeline.structured", "pipeline.qat pruned_qat", "pipeline.export"],
-            ["pipeline.train", "pipeline.qat qat"],
-        ),
-        ("pipeline/config.py", ["pipeline.train", "pipeline.prune", "pipeline.qat"], []),
-        ("pipeline/report.py", ["pipeline.report"], ["pipeline.train", "pipeline.benchmark"]),
-    ],
-)
-def test_an_edit_reruns_its_stage_and_what_depends_on_it(smoke_artifacts, touched, reruns, keeps):
-    plan = make("all", smoke_artifacts, "--dry-run", f"--what-if={touched}").stdout
-    assert all(f"-m {s}" in plan for s in reruns), plan
-    assert not any(f"-m {s}\n" in plan for s in keeps), plan
 
 
 def test_no_half_written_files_are_left(smoke_artifacts):

@@ -1,4 +1,4 @@
-"""Shared stage machinery: atomic writes and the stderr filter."""
+"""Shared stage machinery: atomic writes, records and the stderr filter."""
 
 import subprocess
 import sys
@@ -9,12 +9,14 @@ from pipeline import stage
 
 SCRIPT = """
 import os
-from pipeline import stage
-with stage.tensorflow_chatter_filtered():
+from pipeline import quiet
+with quiet.third_party_chatter_filtered():
     os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
     os.write(2, b"I0000 00:00:1795244305.688907   26947 port.cc:153] oneDNN custom operations are on.\\n")
     os.write(2, b"E0000 00:00:1795244307.703842   26947 cuda_platform.cc:52] failed call to cuInit\\n")
     os.write(2, b"E0000 00:00:1795244307.703842   26947 some_kernel.cc:12] a real TensorFlow error\\n")
+    os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: INT8, output_inference_type: INT8\\n")
+    os.write(2, b"\\x1b[0;93m2026-11-22 07:47:41.92 [W:onnxruntime:Default, config_options.cc:45 AddConfig] C\\n")
     os.write(2, b"Traceback (most recent call last): a Python error\\n")
 """
 

@@ -1,0 +1,177 @@
+"""Stage 7, deploy: pick the model for each target -> ``deploy.json`` and ``model.onnx``.
+
+    python -m pipeline.deploy
+
+Decisions use the validation split; the test set is only reported. The deployed ONNX model
+follows one rule, stated in ``deploy.json`` and the report: among the ONNX artifacts whose
+validation accuracy is within ``deploy.max_accuracy_drop`` percentage points of the
+baseline's, the fastest at batch 1 under onnxruntime's *default* options (how any
+onnxruntime host loads it; p50s within ``deploy.latency_tie`` of the fastest are a tie,
+broken by gzip size); if none qualifies, the most accurate ONNX artifact on validation.
+The same rule picks per target (onnxruntime with the runtime's options, LiteRT). The
+deployed model is copied to ``model.onnx`` with its measured accuracies merged into its
+``metadata_props`` and a summary in its ``doc_string``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from pipeline import artifacts, onnx_io, schemas, stage
+from pipeline import config as config_mod
+
+log = logging.getLogger("pipeline.deploy")
+
+BASELINE_ONNX = "baseline_fp32.onnx"  # the speed reference on onnxruntime
+BASELINE_TFLITE = "baseline_fp32.tflite"  # the size reference (gzip) and the speed reference on LiteRT
+RULE = (
+    "among the {fmt} artifacts whose validation accuracy is within {drop:g} pp of {baseline}'s, the fastest at "
+    "batch 1 ({speed}; p50s within {tie:.0%} of the fastest are a tie, broken by gzip size); if none qualifies, "
+    "the most accurate on validation"
+)
+# Per target: (name, artifact format, latency field of benchmark.json, how it is timed)
+TARGETS = (
+    ("onnxruntime, default options", "onnx", "latency_us_ort_defaults", "p50 under onnxruntime's default options"),
+    ("onnxruntime, runtime options", "onnx", "latency_us", "p50 with the runtime's session options"),
+    ("LiteRT", "tflite", "latency_us", "p50 on LiteRT"),
+)
+DEPLOYED_TARGET = TARGETS[0][0]  # model.onnx must be fast wherever it is loaded
+# Checked and reported, not enforced: (comparison key, op, limit, what it means). Test-set figures.
+GOALS = (
+    ("accuracy_delta_pp", ">=", -0.1, "test accuracy >= baseline.keras - 0.1 pp"),
+    ("gzip_x_smaller_than_baseline_fp32_tflite", ">=", 10.0, "gzip size >= 10x smaller than baseline_fp32.tflite"),
+    ("p50_vs_baseline_fp32_onnx", "<=", 0.5, "batch-1 p50 <= 0.5x baseline_fp32.onnx's (runtime options)"),
+    ("p50_defaults_vs_baseline_fp32_onnx", "<=", 0.4, "batch-1 p50 <= 0.4x baseline_fp32.onnx's (both ORT defaults)"),
+    ("p50_vs_baseline_fp32_tflite", "<=", 0.8, "batch-1 p50 <= 0.8x baseline_fp32.tflite's (LiteRT)"),
+)
+EPS = 1e-9  # accuracies are ratios of counts: compare with a little slack for float rounding
+
+
+def p50(a: dict, field: str = "latency_us") -> float | None:
+    return (a.get(field) or {}).get("p50")
+
+
+def choose(
+    rows: list[dict], baseline_accuracy: float, max_drop_pp: float, tie: float, *, speed: str, key: str = "val_accuracy"
+) -> tuple[str, list[str], bool]:
+    """(name, qualified names fastest first, fallback) among ``rows``: the rule in RULE, on ``key`` accuracy."""
+    fastest = lambda a: (p50(a, speed) if p50(a, speed) is not None else float("inf"), a["gzip_bytes"], a["name"])  # noqa: E731
+    ok = sorted((a for a in rows if (baseline_accuracy - a[key]) * 100 <= max_drop_pp + EPS), key=fastest)
+    if ok:
+        tied = [a for a in ok if fastest(a)[0] <= fastest(ok[0])[0] * (1 + tie)]
+        return min(tied, key=lambda a: (a["gzip_bytes"], *fastest(a)))["name"], [a["name"] for a in ok], False
+    return min(rows, key=lambda a: (-a[key], *fastest(a)))["name"], [], True
+
+
+def pick(bench: dict, cfg: config_mod.Config, fmt: str, speed: str, key: str = "val_accuracy") -> dict:
+    """The rule applied to the artifacts of format ``fmt``."""
+    rows = [a for a in bench["artifacts"] if a["format"] == fmt]
+    if not rows:
+        raise stage.PipelineError(f"benchmark.json lists no {fmt} artifact: run `make bench`")
+    base = next(a for a in bench["artifacts"] if a["name"] == bench["baseline"])
+    d = cfg.deploy
+    name, qualified, fallback = choose(rows, base[key], d.max_accuracy_drop, d.latency_tie, speed=speed, key=key)
+    return {"pick": name, "qualified": qualified, "fallback": fallback}
+
+
+def compare(by_name: dict[str, dict], deployed: str, baseline: str) -> tuple[dict, list[dict]]:
+    """The deployed model against the baselines (test-set figures), and the GOALS checked (None: not measured)."""
+    d, onnx_ref, tflite_ref = by_name[deployed], by_name.get(BASELINE_ONNX, {}), by_name.get(BASELINE_TFLITE, {})
+    ratio = lambda a, b: a / b if a is not None and b else None  # noqa: E731
+    c = {
+        "accuracy_delta_pp": round((d["accuracy"] - by_name[baseline]["accuracy"]) * 100, 6),
+        "val_accuracy_delta_pp": round((d["val_accuracy"] - by_name[baseline]["val_accuracy"]) * 100, 6),
+        "gzip_x_smaller_than_baseline_fp32_tflite": ratio(tflite_ref.get("gzip_bytes"), d["gzip_bytes"]),
+        "p50_vs_baseline_fp32_onnx": ratio(p50(d), p50(onnx_ref)),
+        "p50_defaults_vs_baseline_fp32_onnx": ratio(
+            p50(d, "latency_us_ort_defaults"), p50(onnx_ref, "latency_us_ort_defaults")
+        ),
+        "p50_vs_baseline_fp32_tflite": ratio(p50(d), p50(tflite_ref)),
+    }
+    met = lambda v, op, limit: None if v is None else bool(v >= limit - EPS if op == ">=" else v <= limit + EPS)  # noqa: E731
+    goals = [
+        {"target": text, "key": k, "op": op, "limit": limit, "value": c[k], "met": met(c[k], op, limit)}
+        for k, op, limit, text in GOALS
+    ]
+    return c, goals
+
+
+def doc_string(a: dict, baseline: dict) -> str:
+    """The summary a model viewer (Netron, onnx.load) shows: what the model is and how good."""
+    return (
+        f"mnist-edge digit classifier, deployed: {a['name']} ({a['precision']}, made from {a['parent']}; "
+        f"lineage {' <- '.join(artifacts.lineage(a['name']))}). Input: 28x28 MNIST-normalised images "
+        f"(see metadata_props 'preprocessing'). Validation accuracy {a['val_accuracy']:.2%}, test accuracy "
+        f"{a['accuracy']:.2%} (baseline {baseline['accuracy']:.2%}). Digits 0-9 only."
+    )
+
+
+def decide(bench: dict, cfg: config_mod.Config) -> dict:
+    """Every target's pick, the deployed model, and how it compares: the content of deploy.json."""
+    by_name = {a["name"]: a for a in bench["artifacts"]}
+    base = bench["baseline"]
+    if base not in by_name or "val_accuracy" not in by_name[base]:
+        raise stage.PipelineError(f"benchmark.json lacks {base} or validation accuracies: rerun `make bench`")
+    d = cfg.deploy
+    targets = []
+    for target, fmt, speed, timed in TARGETS:
+        chosen = pick(bench, cfg, fmt, speed)
+        rule = RULE.format(fmt=fmt.upper(), drop=d.max_accuracy_drop, baseline=base, tie=d.latency_tie, speed=timed)
+        by_test = pick(bench, cfg, fmt, speed, key="accuracy")["pick"]
+        targets.append({"target": target, "format": fmt, "speed": speed, "rule": rule, **chosen, "test_pick": by_test})
+    deployed = targets[0]["pick"]
+    comparison, goals = compare(by_name, deployed, base)
+    return {
+        "deployed": deployed,
+        "deployed_target": DEPLOYED_TARGET,
+        "baseline": base,
+        "max_accuracy_drop_pp": d.max_accuracy_drop,
+        "latency_tie": d.latency_tie,
+        "baseline_val_accuracy": by_name[base]["val_accuracy"],
+        "targets": targets,
+        "comparison": comparison,
+        "goals": goals,
+    }
+
+
+def write_deployed(source: Path, row: dict, baseline: dict, target: Path) -> None:
+    """Copy the ONNX model ``source`` to ``target`` with its accuracies merged into its metadata_props."""
+    import onnx
+
+    if not source.is_file():
+        raise stage.PipelineError(f"{source.name} is missing: run `make all`")
+    model = onnx.load(str(source))
+    props = {"test_accuracy": row["accuracy"], "val_accuracy": row["val_accuracy"], "deployed_from": row["name"]}
+    onnx_io.save(onnx_io.set_metadata(model, props), target, doc=doc_string(row, baseline))
+
+
+def run(cfg: config_mod.Config) -> Path:
+    started = time.time()
+    a = cfg.artifacts
+    path = a / "benchmark.json"
+    if not path.is_file():
+        raise stage.PipelineError(f"{path} is missing: run `make bench` first")
+    bench = schemas.check(json.loads(path.read_text()), "benchmark", path)
+    decision = decide(bench, cfg)
+    by_name = {x["name"]: x for x in bench["artifacts"]}
+    write_deployed(
+        a / decision["deployed"], by_name[decision["deployed"]], by_name[bench["baseline"]], a / "model.onnx"
+    )
+    output = a / "deploy.json"
+    stage.write_json(output, decision)
+    stage.record(cfg, "deploy", [output, a / "model.onnx"], [path, a / decision["deployed"]], started)
+    for t in decision["targets"]:
+        log.info("%s: %s%s", t["target"], t["pick"], " (fallback: none qualified)" if t["fallback"] else "")
+    log.info("deployed %s as model.onnx", decision["deployed"])
+    return output
+
+
+def main() -> None:
+    stage.main("deploy", run)
+
+
+if __name__ == "__main__":
+    main()

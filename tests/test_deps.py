@@ -1,0 +1,109 @@
+"""Make's dependency graph, derived from the registry: what `make all` would rerun after each change.
+
+Fast: the artifacts folder is made of empty files, every one up to date, and `make --dry-run` says
+what it would run; no stage runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline import artifacts, deps
+from pipeline import config as config_mod
+
+REPO = config_mod.REPO_ROOT
+
+
+def make(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"PROFILE": "smoke", "ARTIFACTS": str(folder), "SET": ""}
+    cmd = ["make", "--no-print-directory", f"VENV={sys.prefix}", *args]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+
+
+def plan(folder: Path, *args: str) -> list[str]:
+    """The stage commands `make --dry-run all` would run, as "stage [NAME]"."""
+    done = make(folder, "--dry-run", "all", *args)
+    assert done.returncode == 0, done.stderr
+    found = [m.group(1).strip() for m in re.finditer(r"-m pipeline\.([\w. ]+)$", done.stdout, re.M)]
+    return [p for p in found if p != "report --summary"]
+
+
+@pytest.fixture
+def built(tmp_path) -> Path:
+    """An artifacts folder in which every stage's output exists and is newer than all it depends on."""
+    folder = tmp_path / "artifacts"
+    env = os.environ | {"PROFILE": "smoke", "ARTIFACTS": str(folder), "SET": ""}
+    subprocess.run([sys.executable, "-m", "pipeline.deps", str(tmp_path / "deps.mk")], env=env, check=True)
+    later = [artifacts.primary(s) for s in artifacts.STAGES if s.outputs and s.outputs[0] != artifacts.DATA]
+    outputs = [artifacts.DATA] + [a.name for a in artifacts.ARTIFACTS] + later  # each after what it is made from
+    for name in outputs:  # touched after the stamps and the sources, before any change a test makes
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).touch()
+    return folder
+
+
+def descendants(name: str) -> set[str]:
+    found = {name}
+    for a in artifacts.ARTIFACTS:  # the registry lists parents before children
+        if a.parent in found:
+            found.add(a.name)
+    return found
+
+
+def commands_for(names: set[str]) -> set[str]:
+    """The stage command that builds each artifact in ``names``."""
+    return {
+        f"{a.stage} {a.name}" if artifacts.STAGE[a.stage].per_artifact else a.stage
+        for a in artifacts.ARTIFACTS
+        if a.name in names
+    }
+
+
+def test_a_built_folder_has_nothing_to_do(built):
+    assert plan(built) == []
+
+
+def test_touching_the_photo_cleaning_code_reruns_nothing(built):
+    assert plan(built, "--what-if=runtime/ink.py") == []
+
+
+def test_changing_the_accuracy_bar_reruns_deploy_and_report_only(built):
+    assert plan(built, "SET=deploy.max_accuracy_drop=0.2") == ["deploy", "report"]
+
+
+def test_changing_prune_epochs_reruns_prune_and_its_descendants_only(built):
+    expected = commands_for(descendants("pruned.keras")) | {"benchmark", "deploy", "report"}
+    assert set(plan(built, "SET=prune.epochs=2")) == expected
+    assert "train" not in expected and "structured" not in expected
+
+
+def test_editing_the_qat_stage_reruns_qat_models_and_what_is_made_from_them(built):
+    qat = set().union(*(descendants(a.name) for a in artifacts.of_stage("qat")))
+    assert set(plan(built, "--what-if=pipeline/qat.py")) == commands_for(qat) | {"benchmark", "deploy", "report"}
+
+
+def test_editing_the_report_text_rerenders_only(built):
+    assert plan(built, "--what-if=pipeline/report_text.py") == ["report"]
+
+
+def test_a_dry_run_with_an_override_leaves_the_real_stamps_alone(built):
+    assert plan(built, "SET=train.epochs=3")[0] == "train"
+    assert plan(built) == []
+
+
+def test_a_bad_override_stops_make_in_one_line_before_any_stage(built):
+    done = make(built, "all", "SET=prune.epochs=x")
+    assert done.returncode != 0 and "-m pipeline" not in done.stdout
+    assert done.stderr.count("\n") == 1 and "prune.epochs='x': not a valid int" in done.stderr
+
+
+def test_stage_modules_depend_on_what_they_import_and_nothing_else():
+    assert "runtime/ink.py" not in deps.modules("benchmark")
+    assert "pipeline/graph.py" in deps.modules("export") and "pipeline/graph.py" not in deps.modules("train")
+    assert not any(m in deps.STAMPED for s in artifacts.STAGES for m in deps.modules(s.name))
