@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import tf_keras as keras
 
+from pipeline import progress
 from pipeline.config import TrainConfig
 
 log = logging.getLogger("pipeline.model")
@@ -153,7 +154,7 @@ def fit(
         validation_data=val,
         shuffle=False,
         verbose=0,
-        callbacks=[*(callbacks or []), _EpochLog(what, epochs)],
+        callbacks=[*(callbacks or []), *progress.bar(what, epochs), _EpochLog(what, epochs)],
     )
 
 
