@@ -23,10 +23,11 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_USE_LEGACY_KERAS := 1
 
 # Independent stages (prune and structured, the QAT models, the exports) run side by side: one
-# training process keeps about one core busy. Each output line carries its [stage] prefix.
+# training process keeps about one core busy. Output is not held back until a stage ends: each
+# line carries its [stage] prefix, so lines of parallel stages interleave readably.
 # The benchmark depends on every artifact, so nothing runs beside it while it times.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-MAKEFLAGS += --jobs=$(JOBS) --output-sync=line
+MAKEFLAGS += --jobs=$(JOBS)
 
 PY := $(VENV)/bin/python
 A := $(ARTIFACTS)

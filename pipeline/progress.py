@@ -1,65 +1,73 @@
-"""Progress within an epoch, on a terminal only: a bar with the step count and an ETA.
+"""Progress within an epoch, for a person at a terminal: a bar line with steps and time left.
 
     callbacks = [*progress.bar("prune", epochs)]   # empty when nobody is watching
 
-The training log keeps its one line per epoch everywhere; the bar is added only when a
-person is watching: standard output is a terminal, or ``make`` says its own is
-(``MAKE_TERMOUT``: with ``--output-sync`` a stage's output goes through a file, so the bar
-is drawn on make's terminal directly). In CI (``CI`` set) or in a pipe there is no bar.
+The training log keeps its one line per epoch everywhere. When standard output is a
+terminal (and ``CI`` is not set), a line like
+
+    [prune] epoch 2/6 [#######-------------]  35%  137/352 steps, 12 s left in the epoch, ~1 min 40 s in all
+
+follows every few seconds. Lines, not a redrawn bar: with ``make -j`` several stages write
+to the same terminal, and whole lines stay readable where carriage-return bars garble.
+In CI or a pipe there is nothing but the epoch lines.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from typing import TextIO
+import time
 
 import tf_keras as keras
 
-
-def terminal() -> TextIO | None:
-    """Where to draw a progress bar, or None when nobody is watching."""
-    if os.environ.get("CI"):
-        return None
-    if sys.stdout.isatty():
-        return sys.stdout
-    name = os.environ.get("MAKE_TERMOUT")
-    if name and os.path.exists(name):
-        try:
-            return open(name, "w")  # noqa: SIM115 (held for the process's life, like sys.stdout)
-        except OSError:
-            return None
-    return None
+log = logging.getLogger("pipeline.progress")
+EVERY = 5.0  # seconds between two progress lines
+WIDTH = 20  # characters of the bar
 
 
-class _Bar(keras.callbacks.Callback):
-    def __init__(self, what: str, epochs: int, stream: TextIO):
+def watched() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("CI")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds // 60:.0f} min {seconds % 60:02.0f} s"
+
+
+class _Lines(keras.callbacks.Callback):
+    def __init__(self, what: str, epochs: int):
         super().__init__()
-        self.what, self.epochs, self.stream, self.bar = what, epochs, stream, None
+        self.what, self.epochs = what, epochs
+
+    def on_train_begin(self, logs=None) -> None:
+        self.started = time.monotonic()
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(
-            total=self.params.get("steps"),
-            desc=f"[{self.what}] epoch {epoch + 1}/{self.epochs}",
-            unit="step",
-            file=self.stream,
-            leave=False,
-            mininterval=0.5,
-            dynamic_ncols=True,
-        )
+        self.epoch, self.epoch_started, self.shown = epoch, time.monotonic(), time.monotonic()
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
-        self.bar.update(1)
-        if logs and "loss" in logs and batch % 20 == 0:
-            self.bar.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
-
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
-        self.bar.close()
+        now, steps = time.monotonic(), self.params.get("steps") or 0
+        if now - self.shown < EVERY or not steps:
+            return
+        self.shown, done = now, batch + 1
+        per_step = (now - self.epoch_started) / done
+        left = per_step * (steps - done)
+        total_left = left + per_step * steps * (self.epochs - self.epoch - 1)
+        filled = round(WIDTH * done / steps)
+        log.info(
+            "%s epoch %d/%d [%s] %3.0f%%  %d/%d steps, %s left in the epoch, ~%s in all",
+            self.what,
+            self.epoch + 1,
+            self.epochs,
+            "#" * filled + "-" * (WIDTH - filled),
+            100 * done / steps,
+            done,
+            steps,
+            _duration(left),
+            _duration(total_left),
+        )
 
 
 def bar(what: str, epochs: int) -> list[keras.callbacks.Callback]:
-    """A progress-bar callback for ``model.fit`` when a terminal is watching, else nothing."""
-    stream = terminal()
-    return [_Bar(what, epochs, stream)] if stream else []
+    """A progress callback for ``model.fit`` when a person is watching, else nothing."""
+    return [_Lines(what, epochs)] if watched() else []
