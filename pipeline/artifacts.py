@@ -200,7 +200,7 @@ STAGES: tuple[Stage, ...] = (
         "report",
         (),
         inputs=(DATA, "benchmark.json", "deploy.json"),  # primaries: their other outputs are written first
-        outputs=("report.json", "report.md"),
+        outputs=("report.json", "report.md", "MODEL_CARD.md"),
         about="render the report",
     ),
 )

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import artifacts, damage, model_card, plots, schemas, stage
 from pipeline import config as config_mod
 from pipeline import data as data_mod
-from pipeline import plots, schemas, stage
 from pipeline.report_text import _order, markdown, table, verdict
 
 log = logging.getLogger("pipeline.report")
@@ -39,12 +39,18 @@ def render(
     if f"test__{name}" not in predictions or "y_test" not in predictions:
         raise stage.PipelineError(f"benchmark_predictions.npz lacks {name} or y_test: rerun `make bench`")
     y_true, y_pred = np.asarray(predictions["y_test"]), np.asarray(predictions[f"test__{name}"])
-    figures = {k: f"{FIGURES}/{k}.png" for k in ("pareto", "latency", "confusion", "misclassified")}
+    figures = {
+        k: f"{FIGURES}/{k}.png" for k in ("pareto", "latency", "confusion", "misclassified", "flips", "reliability")
+    }
     matrix = plots.confusion_matrix(y_true, y_pred)
     plots.pareto(arts, name, base, decision["max_accuracy_drop_pp"], a / figures["pareto"])
     plots.latency(sorted(arts, key=_order), name, a / figures["latency"])
     plots.confusion(matrix, name, a / figures["confusion"])
     plots.gallery(images[: len(y_true)], y_true, y_pred, name, a / figures["misclassified"])
+    harm = damages(decision, predictions)
+    damage.flips_gallery(images, y_true, harm[name], name, pred=y_pred, path=a / figures["flips"])
+    curves = {base: harm[name]["baseline_reliability"]} | {n: d["reliability"] for n, d in harm.items()}
+    damage.reliability_plot(curves, a / figures["reliability"])
     deployed_target = next(t for t in decision["targets"] if t["target"] == decision["deployed_target"])
     report = (
         {k: bench[k] for k in ("schema", "dataset", "environment", "baseline")}
@@ -63,6 +69,9 @@ def render(
             "goals": decision["goals"],
             "targets": decision["targets"],
             "pareto_front": plots.pareto_front(arts),
+            "damage": harm,
+            "lineage": lineage(cfg, name),
+            "data": data_facts(cfg, bench),
             "confusion_matrix": matrix.tolist(),
             "figures": figures,
             "markdown": "report.md",
@@ -70,10 +79,40 @@ def render(
         | {k: v for k, v in bench.items() if k not in ("schema", "dataset", "environment", "baseline")}
     )
     report["verdict"] = verdict(report)
+    stage.write_bytes(a / "MODEL_CARD.md", model_card.render(report).encode())
     stage.write_bytes(a / "report.md", markdown(report).encode())
     stage.write_json(a / "report.json", report)
     log.info("wrote report.md, report.json and %d figures", len(figures))
     return report
+
+
+def damages(decision: dict, predictions: dict[str, np.ndarray]) -> dict[str, dict]:
+    """The damage report of the deployed model and of every other target's pick that is not a float baseline."""
+    names = [decision["deployed"]] + [t["pick"] for t in decision["targets"] if t["format"] == "tflite-micro"]
+    base = predictions[f"prob__{decision['baseline']}"]
+    return {n: damage.compare(predictions["y_test"], base, predictions[f"prob__{n}"]) for n in dict.fromkeys(names)}
+
+
+def lineage(cfg: config_mod.Config, name: str) -> list[dict]:
+    """Each step from the baseline to ``name``: its stage, recipe, parameters and the config it was made with."""
+    steps = []
+    for step in reversed(artifacts.lineage(name)):
+        a = artifacts.get(step)
+        path = stage.record_path(cfg, cfg.artifacts / step)
+        made_with = json.loads(path.read_text())["config"] if path.is_file() else {}
+        reads = artifacts.STAGE[a.stage].reads
+        own = [s for s in reads if s not in ("seed", "data") and (s != "train" or a.stage == "train")]
+        config = {f"{s}.{k}": v for s in own for k, v in made_with.get(s, {}).items()}
+        steps.append({"name": step, "stage": a.stage, "recipe": a.recipe, "params": a.params, "config": config})
+    return steps
+
+
+def data_facts(cfg: config_mod.Config, bench: dict) -> dict:
+    path = stage.record_path(cfg, data_mod.cache_path(cfg))
+    source = json.loads(path.read_text()).get("source", "cached") if path.is_file() else "cached"
+    n_val, n_test = bench["dataset"]["validation_samples"], bench["dataset"]["test_samples"]
+    train = cfg.data.train_limit or 60000
+    return {"source": source, "sha256": data_mod.ARRAYS_SHA256, "train": train, "validation": n_val, "test": n_test}
 
 
 def _load_json(path: Path, make: str) -> dict:

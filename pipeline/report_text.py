@@ -158,6 +158,26 @@ def targets_table(report: dict) -> str:
     return "\n".join(rows)
 
 
+def per_class_table(d: dict) -> str:
+    rows = ["| digit | " + " | ".join(str(c) for c in range(10)) + " |", "|---" + "|---:" * 10 + "|"]
+    rows.append("| baseline % | " + " | ".join(f"{v * 100:.1f}" for v in d["per_class_baseline"]) + " |")
+    rows.append("| this model % | " + " | ".join(f"{v * 100:.1f}" for v in d["per_class"]) + " |")
+    rows.append("| change pp | " + " | ".join(f"{v:+.1f}" for v in d["per_class_delta_pp"]) + " |")
+    return "\n".join(rows)
+
+
+def damage_section(report: dict) -> str:
+    """Per model compared with the baseline: per-class change, calibration, the flipped digits."""
+    parts = []
+    for name, d in report.get("damage", {}).items():
+        parts.append(
+            f"### {name}\n\n{per_class_table(d)}\n\n{len(d['right_to_wrong'])} test digits went from right to wrong, "
+            f"{len(d['wrong_to_right'])} from wrong to right. Expected calibration error {d['ece'] * 100:.2f} % "
+            f"(baseline {d['ece_baseline'] * 100:.2f} %)."
+        )
+    return "\n\n".join(parts) or "(not measured)"
+
+
 def _test_flag(sel: dict, deployed: str) -> str:
     if sel.get("test_pick") in (None, deployed):
         return "Ranking by test accuracy instead would have chosen the same model."
@@ -238,6 +258,14 @@ Pareto frontier (no other artifact is both smaller and more accurate): {", ".joi
 ![confusion matrix of the deployed model]({fig["confusion"]})
 
 ![misclassified test digits, true→predicted]({fig["misclassified"]})
+
+## What compression changed, against {report["baseline"]}
+
+{damage_section(report)}
+
+![test digits that flipped against the baseline]({fig["flips"]})
+
+![reliability: accuracy against confidence]({fig["reliability"]})
 
 ## How it was measured
 

@@ -49,7 +49,7 @@ def test_a_full_report_from_saved_measurements(cfg):
     assert "Deployed pruned_qat_int8.onnx" in md and "| **pruned_qat_int8.onnx** |" in md
     assert "## Targets" in md and "Every decision is made on the" in md
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert len(images) == 4
+    assert len(images) == 6
     for rel in images:
         assert (a / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", rel
 
@@ -129,3 +129,20 @@ def test_the_report_never_imports_tensorflow(cfg):
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
     )
     subprocess.run([sys.executable, "-c", code, str(cfg.artifacts)], check=True)
+
+
+def test_the_model_card_is_generated_and_its_figures_match_the_report(cfg):
+    report.run(cfg, images=IMAGES)
+    r = json.loads((cfg.artifacts / "report.json").read_text())
+    card = (cfg.artifacts / "MODEL_CARD.md").read_text()
+    d = next(a for a in r["artifacts"] if a["name"] == r["deployed"])
+    for heading in ("## Model details", "## Intended use", "## Out-of-scope use", "## Data", "## Metrics"):
+        assert heading in card
+    assert "## Limitations and known failure modes" in card and "## How to run it" in card
+    row = next(line for line in card.splitlines() if line.startswith(f"| `{r['deployed']}` |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:4] == [f"{d['val_accuracy'] * 100:.2f} %", f"{d['accuracy'] * 100:.2f} %", str(d["errors"])]
+    per_class = next(line for line in card.splitlines() if line.startswith("| this model % |"))
+    shown = [float(c) for c in per_class.strip("|").split("|")[1:]]
+    assert shown == pytest.approx([v * 100 for v in r["damage"][r["deployed"]]["per_class"]], abs=0.05)
+    assert r["data"]["sha256"] in card and r["selection"]["rule"] in card
