@@ -135,8 +135,9 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "structured_fp32.onnx",
         "export",
         "int8-weights",
-        "int8_weights",
-        "int8 weights, float compute, logits out",
+        "graph_passes",
+        "int8 weights, float compute, logits out, no layout ops",
+        passes=("drop_softmax", "nchw_input", "flatten_channels_first", "int8_weights"),
     ),
 )
 BY_NAME = {a.name: a for a in ARTIFACTS}

@@ -90,12 +90,16 @@ def from_tflite(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, out
     onnx_io.save(model, output, tflite_io.spec(parent, source=a.parent))
 
 
-def int8_weights(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, output: Path) -> None:
-    """int8 weights, float compute, logits out: the fast path (see pipeline/graph.py)."""
+def graph_passes(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, output: Path) -> None:
+    """The parent with the registry entry's ``passes`` applied (see pipeline/graph.py)."""
     import onnx
 
-    model = graph.int8_weights(graph.drop_softmax(onnx.load(str(parent))))
-    onnx_io.save(model, output, ModelSpec(output="logits", source=a.parent))
+    passes = a.params["passes"]
+    spec = onnx_io.metadata(onnx.load(str(parent)))
+    spec |= {"source": a.parent}
+    spec |= {"output": "logits"} if "drop_softmax" in passes else {}
+    spec |= {"layout": "NCHW"} if "nchw_input" in passes else {}
+    onnx_io.save(graph.apply(onnx.load(str(parent)), passes), output, ModelSpec.from_props(spec))
 
 
 RECIPES: dict[str, Callable[[config_mod.Config, artifacts.Artifact, Path, Path], None]] = {
@@ -103,7 +107,7 @@ RECIPES: dict[str, Callable[[config_mod.Config, artifacts.Artifact, Path, Path],
     "tf2onnx": tf2onnx_keras,
     "ort_static_int8": ort_static_int8,
     "from_tflite": from_tflite,
-    "int8_weights": int8_weights,
+    "graph_passes": graph_passes,
 }
 
 

@@ -1,9 +1,18 @@
-"""ONNX graph passes for the deployed model's fast path.
+"""ONNX graph passes for the deployed model's fast path, applied in the order a recipe lists them.
 
-    fast = graph.int8_weights(graph.drop_softmax(onnx.load("structured_fp32.onnx")))
+    fast = graph.apply(onnx.load("structured_fp32.onnx"), ("drop_softmax", "nchw_input", "int8_weights"))
+
+At batch 1 a model this small spends much of its time per node, so passes that remove nodes
+which only move data pay as much as those that shrink arithmetic:
 
 - ``drop_softmax``: the argmax of the logits is the argmax of the probabilities, so the
   final Softmax is work a classifier can skip; the runtime applies it only for confidences.
+- ``nchw_input``: tf2onnx keeps Keras' NHWC input and reshapes it to NCHW for the first Conv;
+  with one channel that is free to take as NCHW directly (the ``layout`` metadata says so, and
+  every feeder of the contract honours it), so the Reshape goes.
+- ``flatten_channels_first``: Keras flattens NHWC, so tf2onnx transposes the last feature map
+  back from NCHW before the Flatten; permuting the rows of the following MatMul's weights to
+  NCHW order instead computes the same function without the Transpose.
 - ``int8_weights``: stores every Conv/MatMul/Gemm weight as int8 (symmetric, one scale per
   output channel) behind Cast -> Mul. Computation stays float: every onnxruntime build, with
   its default options, constant-folds Cast and Mul of initialisers into a float weight once,
@@ -17,6 +26,67 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+
+def apply(model: onnx.ModelProto, passes: tuple[str, ...] | list[str]) -> onnx.ModelProto:
+    """``model`` with each of ``passes`` (names of this module's passes) applied in order."""
+    for name in passes:
+        if name not in PASSES:
+            raise ValueError(f"unknown graph pass {name!r}; known: {', '.join(PASSES)}")
+        model = PASSES[name](model)
+    return model
+
+
+def _consumers(graph: onnx.GraphProto, name: str) -> list[onnx.NodeProto]:
+    return [n for n in graph.node if name in n.input]
+
+
+def _rename_input(graph: onnx.GraphProto, old: str, new: str) -> None:
+    for node in graph.node:
+        node.input[:] = [new if i == old else i for i in node.input]
+
+
+def nchw_input(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Take the single-channel image as [N,1,28,28] instead of reshaping [N,28,28,1] to it."""
+    graph = model.graph
+    (image,) = graph.input
+    dims = image.type.tensor_type.shape.dim
+    first = _consumers(graph, image.name)
+    if len(dims) != 4 or dims[3].dim_value != 1 or len(first) != 1 or first[0].op_type not in ("Reshape", "Transpose"):
+        raise ValueError("the graph does not start by turning a single-channel NHWC image into NCHW")
+    (node,) = first
+    if node.op_type == "Transpose" and list(helper.get_attribute_value(node.attribute[0])) != [0, 3, 1, 2]:
+        raise ValueError("the graph's first Transpose is not NHWC -> NCHW")
+    batch = dims[0].dim_param or dims[0].dim_value
+    graph.node.remove(node)
+    _rename_input(graph, node.output[0], image.name)
+    elem, height, width = image.type.tensor_type.elem_type, dims[1].dim_value, dims[2].dim_value
+    image.type.CopyFrom(helper.make_tensor_type_proto(elem, [batch, 1, height, width]))
+    return model
+
+
+def flatten_channels_first(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop the NCHW -> NHWC Transpose before Flatten -> MatMul by permuting the MatMul's weight rows."""
+    graph = model.graph
+    shapes = {v.name: v for v in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    initialisers = {t.name: t for t in graph.initializer}
+    for node in list(graph.node):
+        if node.op_type != "Transpose" or list(helper.get_attribute_value(node.attribute[0])) != [0, 2, 3, 1]:
+            continue
+        reshape = _consumers(graph, node.output[0])
+        matmul = _consumers(graph, reshape[0].output[0]) if len(reshape) == 1 else []
+        if len(matmul) != 1 or reshape[0].op_type != "Reshape" or matmul[0].op_type != "MatMul":
+            continue
+        weight = initialisers.get(matmul[0].input[1])
+        _, c, h, w = (d.dim_value for d in shapes[node.input[0]].type.tensor_type.shape.dim)
+        if weight is None or not c * h * w or weight.dims[0] != c * h * w:
+            continue
+        rows = numpy_helper.to_array(weight)
+        permuted = rows.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1)
+        weight.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(permuted), weight.name))
+        graph.node.remove(node)
+        _rename_input(graph, node.output[0], node.input[0])
+    return model
 
 
 def drop_softmax(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -64,3 +134,11 @@ def int8_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     del graph.node[:]
     graph.node.extend(nodes)
     return model
+
+
+PASSES = {
+    "drop_softmax": drop_softmax,
+    "nchw_input": nchw_input,
+    "flatten_channels_first": flatten_channels_first,
+    "int8_weights": int8_weights,
+}

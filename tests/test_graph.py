@@ -51,6 +51,36 @@ def test_drop_softmax_refuses_a_graph_without_one(fp32):
         graph.drop_softmax(graph.drop_softmax(copy(fp32)))
 
 
+def test_nchw_input_drops_the_reshape_and_computes_the_same(fp32):
+    x = tiny_onnx.images()
+    planar = graph.nchw_input(copy(fp32))
+    onnx.checker.check_model(planar)
+    assert [d.dim_value for d in planar.graph.input[0].type.tensor_type.shape.dim][1:] == [1, 28, 28]
+    assert [n.op_type for n in planar.graph.node][:2] == ["Conv", "Relu"]
+    np.testing.assert_allclose(run(planar, x.transpose(0, 3, 1, 2).copy()), run(fp32, x), atol=1e-6)
+
+
+def test_flatten_channels_first_drops_the_transpose_and_computes_the_same(fp32):
+    x = tiny_onnx.images()
+    folded = graph.flatten_channels_first(copy(fp32))
+    onnx.checker.check_model(folded)
+    assert "Transpose" not in {n.op_type for n in folded.graph.node}
+    np.testing.assert_allclose(run(folded, x), run(fp32, x), atol=1e-6)
+
+
+def test_passes_apply_in_order_and_unknown_ones_are_refused(fp32):
+    fast = graph.apply(copy(fp32), ("drop_softmax", "nchw_input", "flatten_channels_first", "int8_weights"))
+    onnx.checker.check_model(fast)
+    assert not {"Softmax", "Transpose", "Reshape"} & {n.op_type for n in fast.graph.node[:3]}
+    with pytest.raises(ValueError, match="unknown graph pass 'fuse_all'"):
+        graph.apply(copy(fp32), ("fuse_all",))
+
+
+def test_nchw_input_refuses_a_graph_that_does_not_start_with_a_layout_change(fp32):
+    with pytest.raises(ValueError, match="does not start by turning"):
+        graph.nchw_input(graph.nchw_input(copy(fp32)))
+
+
 def test_int8_weights_store_int8_kernels_and_predict_like_float(fp32):
     small = graph.int8_weights(copy(fp32))
     onnx.checker.check_model(small)

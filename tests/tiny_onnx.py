@@ -17,16 +17,18 @@ def classifier(seed: int = 0, spec: ModelSpec | None = None) -> onnx.ModelProto:
     weights = {
         "conv_w": rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32),
         "conv_b": rng.normal(0, 0.1, 4).astype(np.float32),
+        "nchw": np.array([-1, 1, 28, 28], np.int64),
         "shape": np.array([-1, 4 * 26 * 26], np.int64),
         "dense_w": rng.normal(0, 0.05, (4 * 26 * 26, 16)).astype(np.float32),
         "out_w": rng.normal(0, 0.3, (10, 16)).astype(np.float32),  # Gemm with transB: [out, in]
         "out_b": np.zeros(10, np.float32),
     }
     nodes = [
-        helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("Conv", ["nchw", "conv_w", "conv_b"], ["conv"]),
+        helper.make_node("Reshape", ["image", "nchw"], ["planar"]),
+        helper.make_node("Conv", ["planar", "conv_w", "conv_b"], ["conv"]),
         helper.make_node("Relu", ["conv"], ["relu"]),
-        helper.make_node("Reshape", ["relu", "shape"], ["flat"]),
+        helper.make_node("Transpose", ["relu"], ["nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["nhwc", "shape"], ["flat"]),
         helper.make_node("MatMul", ["flat", "dense_w"], ["dense"]),
         helper.make_node("Relu", ["dense"], ["hidden"]),
         helper.make_node("Gemm", ["hidden", "out_w", "out_b"], ["logits"], transB=1),
