@@ -148,6 +148,17 @@ def of_stage(stage: str) -> list[Artifact]:
     return [a for a in ARTIFACTS if a.stage == stage]
 
 
+# Names a stage's ``inputs`` may use for a set of registry artifacts.
+SELECTORS = {
+    "*": lambda a: True,
+    "int8.tflite": lambda a: a.format == "tflite" and a.precision == "int8",  # what a microcontroller runs
+}
+
+
+def select(selector: str) -> list[Artifact]:
+    return [a for a in ARTIFACTS if SELECTORS[selector](a)]
+
+
 def get(name: str) -> Artifact:
     if name not in BY_NAME:
         raise KeyError(f"{name!r} is not in the registry (pipeline/artifacts.py); known: {', '.join(BY_NAME)}")
@@ -168,7 +179,8 @@ class Stage:
 
     name: str
     reads: tuple[str, ...]  # config sections (``config.sections``): a change to one reruns the stage
-    inputs: tuple[str, ...] = ()  # files it reads besides its artifacts' parents ("*": every artifact)
+    inputs: tuple[str, ...] = ()  # files it reads besides its artifacts' parents, SELECTORS of artifacts,
+    # or globs of repository files it packs ("runtime/*")
     outputs: tuple[str, ...] = ()  # files it writes besides registry artifacts; the first, written last, is primary
     per_artifact: bool = False  # one command per artifact: ``python -m pipeline.<name> NAME``
     about: str = ""
@@ -191,11 +203,25 @@ STAGES: tuple[Stage, ...] = (
         about="accuracy, size and latency of every artifact",
     ),
     Stage(
+        "mcu",
+        ("data",),
+        inputs=(DATA, "int8.tflite"),
+        outputs=("mcu.json",),
+        about="the int8 models in TFLite Micro: accuracy, flash, arena",
+    ),
+    Stage(
         "deploy",
         ("deploy",),
-        inputs=("benchmark.json",),
-        outputs=("deploy.json", "model.onnx"),
-        about="pick per target",
+        inputs=("benchmark.json", "mcu.json"),
+        outputs=("deploy.json", "model.onnx", "mcu/model_data.h", "mcu/model_data.cc", "mcu/README.md"),
+        about="pick per target; model.onnx and the MCU firmware files",
+    ),
+    Stage(
+        "device_kit",
+        (),
+        inputs=(DATA, "benchmark.json", "deploy.json", "runtime/*"),
+        outputs=("device-kit.tar.gz",),
+        about="runtime/, the candidate ONNX models, 500 labelled test PNGs and a README, for any device",
     ),
     Stage(
         "report",

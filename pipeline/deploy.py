@@ -8,8 +8,10 @@ validation accuracy is within ``deploy.max_accuracy_drop`` percentage points of 
 baseline's, the fastest at batch 1 under onnxruntime's *default* options (how any
 onnxruntime host loads it; p50s within ``deploy.latency_tie`` of the fastest are a tie,
 broken by gzip size); if none qualifies, the most accurate ONNX artifact on validation.
-The same rule picks per target (onnxruntime with the runtime's options, LiteRT). The
-deployed model is copied to ``model.onnx`` with its measured accuracies merged into its
+The same rule picks per target (onnxruntime with the runtime's options, LiteRT); for
+microcontrollers (TFLite Micro, from ``mcu.json``) the smallest flash + arena among the int8
+models within the bar on validation, written as firmware files to ``mcu/``. The deployed
+model is copied to ``model.onnx`` with its measured accuracies merged into its
 ``metadata_props`` and a summary in its ``doc_string``.
 """
 
@@ -39,6 +41,16 @@ TARGETS = (
     ("LiteRT", "tflite", "latency_us", "p50 on LiteRT"),
 )
 DEPLOYED_TARGET = TARGETS[0][0]  # model.onnx must be fast wherever it is loaded
+MCU_TARGET = "TFLite Micro"
+MCU_RULE = (
+    "among the int8 TFLite artifacts whose validation accuracy in TFLite Micro is within {drop:g} pp of {baseline}'s, "
+    "the smallest flash + arena; if none qualifies, the most accurate on validation"
+)
+MCU_GOALS = (
+    ("mcu_flash_kb", "<=", 32.0, "MCU pick: flash <= 32 KB"),
+    ("mcu_arena_kb", "<=", 16.0, "MCU pick: arena <= 16 KB"),
+    ("mcu_accuracy_delta_pp", ">=", -0.1, "MCU pick: test accuracy >= baseline.keras - 0.1 pp (in TFLite Micro)"),
+)
 # Checked and reported, not enforced: (comparison key, op, limit, what it means). Test-set figures.
 GOALS = (
     ("accuracy_delta_pp", ">=", -0.1, "test accuracy >= baseline.keras - 0.1 pp"),
@@ -99,6 +111,45 @@ def compare(by_name: dict[str, dict], deployed: str, baseline: str) -> tuple[dic
     return c, goals
 
 
+def mcu_target(cfg: config_mod.Config, base: dict, measured: dict) -> dict:
+    """The microcontroller pick from mcu.json: smallest flash + arena within the bar on validation."""
+    from pipeline import mcu
+
+    models, drop = measured["models"], cfg.deploy.max_accuracy_drop
+    name, fallback = mcu.pick(models, base["val_accuracy"], drop)
+    footprint = lambda m: m["flash_bytes"] + m["arena_bytes"]  # noqa: E731
+    ok = [m for m in models if (base["val_accuracy"] - m["val_accuracy"]) * 100 <= drop + EPS]
+    by_test = [m | {"val_accuracy": m["test_accuracy"]} for m in models]
+    m = next(x for x in models if x["name"] == name)
+    figures = {k: m[k] for k in ("flash_bytes", "arena_bytes", "val_accuracy", "agreement_with_litert", "ops")}
+    return {
+        "target": MCU_TARGET,
+        "format": "tflite-micro",
+        "speed": "ms_per_image",
+        "rule": MCU_RULE.format(drop=drop, baseline=base["name"]),
+        "pick": name,
+        "qualified": [x["name"] for x in sorted(ok, key=footprint)],
+        "fallback": fallback,
+        "test_pick": mcu.pick(by_test, base["accuracy"], drop)[0],
+        "figures": figures | {"accuracy": m["test_accuracy"], "ms_per_image": m["ms_per_image"]},
+        "interpreter": measured.get("interpreter", ""),
+    }
+
+
+def mcu_goals(t: dict, base: dict) -> list[dict]:
+    f = t["figures"]
+    values = {
+        "mcu_flash_kb": f["flash_bytes"] / 1000,
+        "mcu_arena_kb": f["arena_bytes"] / 1000,
+        "mcu_accuracy_delta_pp": round((f["accuracy"] - base["accuracy"]) * 100, 6),
+    }
+    met = lambda v, op, limit: bool(v >= limit - EPS if op == ">=" else v <= limit + EPS)  # noqa: E731
+    return [
+        {"target": text, "key": k, "op": op, "limit": limit, "value": values[k], "met": met(values[k], op, limit)}
+        for k, op, limit, text in MCU_GOALS
+    ]
+
+
 def doc_string(a: dict, baseline: dict) -> str:
     """The summary a model viewer (Netron, onnx.load) shows: what the model is and how good."""
     return (
@@ -109,7 +160,7 @@ def doc_string(a: dict, baseline: dict) -> str:
     )
 
 
-def decide(bench: dict, cfg: config_mod.Config) -> dict:
+def decide(bench: dict, cfg: config_mod.Config, mcu_measured: dict | None = None) -> dict:
     """Every target's pick, the deployed model, and how it compares: the content of deploy.json."""
     by_name = {a["name"]: a for a in bench["artifacts"]}
     base = bench["baseline"]
@@ -124,6 +175,9 @@ def decide(bench: dict, cfg: config_mod.Config) -> dict:
         targets.append({"target": target, "format": fmt, "speed": speed, "rule": rule, **chosen, "test_pick": by_test})
     deployed = targets[0]["pick"]
     comparison, goals = compare(by_name, deployed, base)
+    if mcu_measured and mcu_measured.get("models"):
+        targets.append(mcu_target(cfg, by_name[base], mcu_measured))
+        goals += mcu_goals(targets[-1], by_name[base])
     return {
         "deployed": deployed,
         "deployed_target": DEPLOYED_TARGET,
@@ -148,6 +202,15 @@ def write_deployed(source: Path, row: dict, baseline: dict, target: Path) -> Non
     onnx_io.save(onnx_io.set_metadata(model, props), target, doc=doc_string(row, baseline))
 
 
+def write_firmware(a: Path, t: dict) -> None:
+    """mcu/model_data.h, .cc and README.md for the microcontroller pick."""
+    from pipeline import firmware
+
+    f = t["figures"]
+    accuracy = {"validation": f["val_accuracy"], "test": f["accuracy"]}
+    firmware.write(a / t["pick"], f["arena_bytes"], a / "mcu", model_name=t["pick"], ops=f["ops"], accuracy=accuracy)
+
+
 def run(cfg: config_mod.Config) -> Path:
     started = time.time()
     a = cfg.artifacts
@@ -155,11 +218,15 @@ def run(cfg: config_mod.Config) -> Path:
     if not path.is_file():
         raise stage.PipelineError(f"{path} is missing: run `make bench` first")
     bench = schemas.check(json.loads(path.read_text()), "benchmark", path)
-    decision = decide(bench, cfg)
+    measured = json.loads((a / "mcu.json").read_text()) if (a / "mcu.json").is_file() else None
+    decision = decide(bench, cfg, measured)
     by_name = {x["name"]: x for x in bench["artifacts"]}
     write_deployed(
         a / decision["deployed"], by_name[decision["deployed"]], by_name[bench["baseline"]], a / "model.onnx"
     )
+    for t in decision["targets"]:
+        if t["target"] == MCU_TARGET:
+            write_firmware(a, t)
     output = a / "deploy.json"
     stage.write_json(output, decision)
     stage.record(cfg, "deploy", [output, a / "model.onnx"], [path, a / decision["deployed"]], started)

@@ -104,7 +104,12 @@ def rules() -> str:
         own = artifacts.of_stage(stage.name)
         common = modules(stage.name) + [f"{STAMPS}/{s}.json" for s in stage.reads]
         for name in stage.inputs:
-            common += every if name == "*" else [f"$(A)/{name}"]
+            if name in artifacts.SELECTORS:
+                common += [f"$(A)/{a.name}" for a in artifacts.select(name)]
+            elif "*" in name:  # repository files the stage packs, not imports
+                common += sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob(name) if p.is_file())
+            else:
+                common.append(f"$(A)/{name}")
         command = f"$(PY) -m pipeline.{stage.name}"
         if stage.per_artifact:
             for a in own:

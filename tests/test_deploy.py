@@ -102,3 +102,29 @@ def test_metadata_is_merged_and_checked():
     assert onnx_io.metadata(model)["layout"] == "NHWC" and onnx_io.metadata(model)["test_accuracy"] == "0.5"
     with pytest.raises(Exception, match="layout"):
         onnx_io.set_metadata(model, {"layout": "HWC"})
+
+
+def measured_mcu(*models) -> dict:
+    """mcu.json as the mcu stage writes it: (name, validation, test, flash, arena) per model."""
+    rows = [
+        {"name": n, "val_accuracy": v, "test_accuracy": t, "flash_bytes": f, "arena_bytes": a, "ops": ["CONV_2D"]}
+        | {"agreement_with_litert": 1.0, "ms_per_image": 2.0}
+        for n, v, t, f, a in models
+    ]
+    return {"interpreter": "tflite-micro test", "models": rows}
+
+
+def test_the_mcu_pick_is_the_smallest_footprint_within_the_bar_on_validation(cfg):
+    bench = json.loads((cfg.artifacts / "benchmark.json").read_text())
+    base = 1 - 2 / handmade.N  # the baseline's validation (and test) accuracy in the hand-made benchmark
+    measured = measured_mcu(
+        ("big.tflite", base, base, 67_000, 24_000),
+        ("small.tflite", base - 0.001, base - 0.002, 30_000, 14_000),  # 0.1 pp below on validation: qualifies
+        ("tiny.tflite", base - 0.01, base, 20_000, 10_000),  # 1 pp below on validation, fine on test
+    )
+    decision = deploy.decide(bench, cfg, measured)
+    mcu = next(t for t in decision["targets"] if t["target"] == deploy.MCU_TARGET)
+    assert (mcu["pick"], mcu["qualified"], mcu["fallback"]) == ("small.tflite", ["small.tflite", "big.tflite"], False)
+    assert mcu["test_pick"] == "tiny.tflite"  # the report flags it; the decision stays on validation
+    goals = {g["key"]: g["met"] for g in decision["goals"]}
+    assert goals["mcu_flash_kb"] and goals["mcu_arena_kb"] and goals["mcu_accuracy_delta_pp"] is False
