@@ -22,8 +22,10 @@ This module imports nothing but the standard library, numpy and Pillow; steps 2-
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -55,16 +57,7 @@ def load(image: str | os.PathLike | Image.Image | np.ndarray) -> tuple[np.ndarra
         return _from_array(image)
     if isinstance(image, Image.Image):
         return _from_pil(image)
-    path = Path(image)
-    if path.is_dir():
-        raise PreprocessError("is a directory, not an image")
-    try:
-        file = path.open("rb")
-    except OSError as e:
-        raise PreprocessError(
-            "no such file" if isinstance(e, FileNotFoundError) else f"cannot open ({e.strerror})"
-        ) from None
-    with file:
+    with _open_regular(Path(image)) as file:
         if os.fstat(file.fileno()).st_size == 0:
             raise PreprocessError("empty file (0 bytes)")
         try:
@@ -79,6 +72,41 @@ def load(image: str | os.PathLike | Image.Image | np.ndarray) -> tuple[np.ndarra
             raise PreprocessError("not an image (or in a format Pillow cannot read)") from None
         except Exception as e:  # Pillow's decoders raise many kinds (OSError, SyntaxError, struct.error ...)
             raise PreprocessError(f"corrupt or truncated image ({e})") from None
+
+
+SPECIAL_FILES = {  # what a path that is not a regular file is, for the message
+    stat.S_ISDIR: "is a directory, not an image",
+    stat.S_ISFIFO: "not a regular file (a FIFO)",
+    stat.S_ISCHR: "not a regular file (a character device)",
+    stat.S_ISBLK: "not a regular file (a block device)",
+    stat.S_ISSOCK: "not a regular file (a socket)",
+}
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((problem for test, problem in SPECIAL_FILES.items() if test(mode)), "not a regular file")
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading, once it is known to be a regular file: reading a FIFO or a
+    device would block or never end. Non-blocking, so that a FIFO swapped in after the check
+    does not block the open either; the check is repeated on what was opened."""
+    try:
+        problem = _not_regular(path.stat().st_mode)
+        if problem:
+            raise PreprocessError(problem)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise PreprocessError(
+            "no such file" if isinstance(e, FileNotFoundError) else f"cannot open ({e.strerror})"
+        ) from None
+    problem = _not_regular(os.fstat(fd).st_mode)
+    if problem:
+        os.close(fd)
+        raise PreprocessError(problem)
+    return os.fdopen(fd, "rb")
 
 
 def _check_size(width: int, height: int) -> None:
