@@ -36,12 +36,12 @@ BUILD := build
 # pipeline.deps imports only the standard library, so it runs before the virtualenv exists.
 BOOT := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 
-.PHONY: all help install data train prune structured qat export bench benchmark deploy report \
-	test test-fast lint format clean
+.PHONY: all help install data train prune structured qat export bench benchmark mcu deploy device-kit report \
+	test test-fast test-arm lint format clean
 .DELETE_ON_ERROR:
 
 # Targets that run no stage need no rules (and a bad SET does not stop them).
-NO_STAGES := help install lint format test test-fast clean
+NO_STAGES := help install lint format test test-fast test-arm clean
 # A dry run (make -n) stamps into a scratch copy, so previewing SET=... changes nothing.
 DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
 STAMPS := $(A)/.stamps$(if $(DRY_RUN),-dry-run)
@@ -76,22 +76,27 @@ structured: $(STRUCTURED_OUTPUTS)  ## structured pruning: fewer filters and unit
 qat: $(QAT_OUTPUTS)  ## quantisation-aware fine-tuning of every QAT model in the registry
 export: $(EXPORT_OUTPUTS)  ## every TFLite and ONNX artifact in the registry
 benchmark: $(BENCHMARK_OUTPUTS)  ## measure every artifact, if anything changed
-deploy: $(DEPLOY_OUTPUTS)  ## pick the model per target, write model.onnx
+mcu: $(MCU_OUTPUTS)  ## run every int8 model in TFLite Micro: accuracy, flash, arena
+deploy: $(DEPLOY_OUTPUTS)  ## pick the model per target, write model.onnx and the MCU firmware files
+device-kit: $(DEVICE_KIT_OUTPUTS)  ## runtime/, the candidate models, 500 test PNGs and a README, to benchmark a device
 
 bench: $(EXPORT_OUTPUTS) | $(INSTALLED)  ## re-measure every artifact, then re-decide and re-render
 	$(PY) -m pipeline.benchmark
 	@$(MAKE) --no-print-directory $(A)/report.json
 	@$(PY) -m pipeline.report --summary
 
-report: | $(INSTALLED)  ## re-render the report from the saved measurements
-	$(PY) -m pipeline.report
+report: | $(INSTALLED)  ## re-render the report from the saved measurements; DEVICES="pi5.json ..." adds devices
+	$(PY) -m pipeline.report $(if $(DEVICES),--devices $(DEVICES))
 	@$(PY) -m pipeline.report --summary
 
-test: lint  ## lint and the whole test suite (what CI runs)
+test: lint  ## lint and the whole test suite, emulated ARM included (what CI runs)
 	$(PY) -m pytest
 
-test-fast: $(INSTALLED)  ## the unit tests: no smoke pipeline, no network
-	$(PY) -m pytest -m "not slow and not network"
+test-fast: $(INSTALLED)  ## the unit tests: no smoke pipeline, no network, no emulation
+	$(PY) -m pytest -m "not slow and not network and not arm"
+
+test-arm: $(INSTALLED)  ## the device kit on emulated 64-bit ARM (qemu-user-static); builds build/arm/ once
+	$(PY) -m pytest -m arm
 
 lint: $(INSTALLED)  ## ruff check and format check
 	$(VENV)/bin/ruff check .

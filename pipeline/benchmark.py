@@ -42,8 +42,11 @@ def environment() -> dict:
             if line.startswith("model name")
         ]
         cpu = names[0] if names else cpu
+    from runtime.machine import describe
+
     versions = stage.versions()
     return {
+        "machine": describe("build machine"),
         "cpu": cpu,
         "cores": os.cpu_count() or 1,
         "python": versions.pop("python"),

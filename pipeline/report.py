@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +29,17 @@ from pipeline.report_text import _order, markdown, table, verdict
 log = logging.getLogger("pipeline.report")
 
 FIGURES = "report"  # folder beside report.md holding the PNGs it embeds
+DEVICES = "devices"  # device benchmark JSONs dropped here are in every report
 
 
 def render(
-    cfg: config_mod.Config, bench: dict, decision: dict, predictions: dict[str, np.ndarray], images: np.ndarray
+    cfg: config_mod.Config,
+    bench: dict,
+    decision: dict,
+    predictions: dict[str, np.ndarray],
+    images: np.ndarray,
+    *,
+    device_files: list[Path] = (),
 ) -> dict:
     """Write the figures, report.md and (last, Make's target) report.json."""
     a, base, arts = cfg.artifacts, bench["baseline"], bench["artifacts"]
@@ -70,6 +78,7 @@ def render(
             "targets": decision["targets"],
             "pareto_front": plots.pareto_front(arts),
             "damage": harm,
+            "devices": device_section(bench, decision, list(device_files)),
             "lineage": lineage(cfg, name),
             "data": data_facts(cfg, bench),
             "confusion_matrix": matrix.tolist(),
@@ -84,6 +93,30 @@ def render(
     stage.write_json(a / "report.json", report)
     log.info("wrote report.md, report.json and %d figures", len(figures))
     return report
+
+
+def device_section(bench: dict, decision: dict, paths: list[Path]) -> dict:
+    """The build machine (from the benchmark) and every device JSON: per-device latency and pick."""
+    from pipeline import devices
+
+    env = bench["environment"]
+    here = {
+        "machine": env.get("machine") or {"name": "build machine", "cpu": env["cpu"], "arch": "", "isa": []},
+        "settings": {"quick": False},
+        "models": [
+            {
+                "name": a["name"],
+                "latency_us": {"runtime": a["latency_us"], "ort_defaults": a["latency_us_ort_defaults"]},
+                "accuracy": a["accuracy"],
+            }
+            for a in bench["artifacts"]
+            if a["format"] == "onnx" and a.get("latency_us_ort_defaults")
+        ],
+    }
+    found = [here, *devices.load(paths)]
+    qualified = next(t["qualified"] for t in decision["targets"] if t["target"] == decision["deployed_target"])
+    picks = [{"device": d["machine"]["name"], "pick": devices.pick(d, qualified)} for d in found]
+    return {"qualified": qualified, "picks": picks, "table": devices.table(found, qualified)}
 
 
 def damages(decision: dict, predictions: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -121,8 +154,10 @@ def _load_json(path: Path, make: str) -> dict:
     return json.loads(path.read_text())
 
 
-def run(cfg: config_mod.Config, images: np.ndarray | None = None) -> Path:
-    """Render from the artifacts folder's saved files; ``images`` defaults to the cached MNIST test set."""
+def run(cfg: config_mod.Config, images: np.ndarray | None = None, devices: list[Path] | None = None) -> Path:
+    """Render from the artifacts folder's saved files; ``images`` defaults to the cached MNIST test set;
+    ``devices``: device benchmark JSONs (``python -m runtime.bench``) besides those in ``<artifacts>/devices/``."""
+    started = time.time()
     bench = schemas.check(_load_json(cfg.artifacts / "benchmark.json", "bench"), "benchmark", "benchmark.json")
     decision = schemas.check(_load_json(cfg.artifacts / "deploy.json", "deploy"), "deploy", "deploy.json")
     npz = cfg.artifacts / "benchmark_predictions.npz"
@@ -132,8 +167,12 @@ def run(cfg: config_mod.Config, images: np.ndarray | None = None) -> Path:
         predictions = {k: f[k] for k in f.files}
     if images is None:
         images = data_mod.load(data_mod.cache_path(cfg))["x_test"]
-    render(cfg, bench, decision, predictions, images)
-    return cfg.artifacts / "report.json"
+    kept = sorted((cfg.artifacts / DEVICES).glob("*.json"))
+    render(cfg, bench, decision, predictions, images, device_files=[*kept, *(devices or [])])
+    a = cfg.artifacts
+    written = [a / "report.json", a / "report.md", a / "MODEL_CARD.md"]
+    stage.record(cfg, "report", written, [a / "benchmark.json", a / "deploy.json"], started)
+    return a / "report.json"
 
 
 def _shown(path: Path) -> str:
@@ -178,12 +217,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.report", description="render the report")
     parser.add_argument("--summary", action="store_true", help="print report.json's table and verdict only")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    parser.add_argument("--devices", nargs="*", default=[], type=Path, metavar="JSON", help="device benchmarks to add")
     args = parser.parse_args(argv)
     sets = [f"--set={x}" for x in args.set]
     if args.summary:  # what `make all` ends with: the table and the verdict, nothing re-rendered
         stage.main("report", lambda cfg: print(summary(cfg.artifacts)), quiet_done=True, argv=sets)
     else:
-        stage.main("report", run, argv=sets)
+        stage.main("report", lambda cfg: run(cfg, devices=args.devices), argv=sets)
 
 
 if __name__ == "__main__":

@@ -143,16 +143,20 @@ def targets_table(report: dict) -> str:
     """One row per deployment target: the model picked for it, its accuracy, size and speed there."""
     by_name = {a["name"]: a for a in report["artifacts"]}
     rows = [
-        "| target | pick | val acc % | test acc % | size KB | gzip KB | p50 µs | test ranking would pick |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| target | pick | val acc % | test acc % | size (flash) KB | gzip KB | arena KB | p50 µs "
+        "| test ranking would pick |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for t in report.get("targets", []):
         a = by_name[t["pick"]]
-        speed = _p50(a, t["speed"])
+        val, test, arena, speed = a["val_accuracy"], a["accuracy"], "-", _p50(a, t["speed"])
+        if t["format"] == "tflite-micro":  # its own interpreter's figures, not LiteRT's
+            f = t["figures"]
+            val, test, arena, speed = f["val_accuracy"], f["accuracy"], f"{f['arena_bytes'] / 1000:,.1f}", None
         flag = "same" if t["test_pick"] == t["pick"] else f"**{t['test_pick']}**"
         rows.append(
-            f"| {t['target']} | {t['pick']}{' (fallback)' if t['fallback'] else ''} | {a['val_accuracy'] * 100:.2f} | "
-            f"{a['accuracy'] * 100:.2f} | {a['size_bytes'] / 1000:,.1f} | {a['gzip_bytes'] / 1000:,.1f} | "
+            f"| {t['target']} | {t['pick']}{' (fallback)' if t['fallback'] else ''} | {val * 100:.2f} | "
+            f"{test * 100:.2f} | {a['size_bytes'] / 1000:,.1f} | {a['gzip_bytes'] / 1000:,.1f} | {arena} | "
             f"{'-' if speed is None else f'{speed:,.1f}'} | {flag} |"
         )
     return "\n".join(rows)
@@ -223,6 +227,15 @@ file size, what a download costs (1 KB = 1000 bytes); the deployed model is in *
 
 {targets_table(report)}
 
+### Per device
+
+Latency of the ONNX models on each machine measured (the build machine's benchmark, and every
+`python -m runtime.bench` JSON given with `make report DEVICES="pi5.json ..."` or dropped into
+`devices/`), batch 1, one thread; the pick per device is the fastest under onnxruntime's defaults
+among the models that qualified on validation.
+
+{report.get("devices", {}).get("table", "(none)")}
+
 ## Deployed: {report["deployed"]}
 
 Selection rule (config `deploy.max_accuracy_drop` = {sel["max_accuracy_drop_pp"]:g} pp): {sel["rule"]}.
@@ -237,9 +250,11 @@ validation and test accuracy in its metadata and a summary in its `doc_string`.
 
 Batch-1 latency is mostly fixed per-call and per-node overhead for a model this small, and
 the convolutions. Structured pruning (`structured*`) removes whole filters and units, so
-every runtime does fewer multiply-adds; int8 kernels (QOperator or QDQ) were slower than
-float ones at batch 1 here; int8 *storage* with float compute (`structured_w8.onnx`) keeps
-the file small and the float speed. The runtime settings, p50 µs in the same run:
+every runtime does fewer multiply-adds; graph passes remove the nodes that only move data;
+int8 *storage* behind Cast -> Mul (`structured_w8.onnx`) is folded to float weights at load
+by any onnxruntime with its default options, so the file stays small and runs at float
+speed wherever it is loaded. Compare the table's two p50 columns for what onnxruntime's
+default QDQ fusion does to the int8-compute models. The runtime settings, p50 µs in the same run:
 
 {session_table(report.get("session_options"))}
 

@@ -54,6 +54,19 @@ def test_the_deployed_model_carries_its_measured_accuracy(smoke_artifacts):
     assert deployed in m.doc_string
 
 
+def test_the_mcu_pick_ships_as_firmware_files_holding_its_exact_bytes(smoke_artifacts):
+    from pipeline import firmware
+
+    decision = json.loads((smoke_artifacts / "deploy.json").read_text())
+    mcu = next(t for t in decision["targets"] if t["format"] == "tflite-micro")
+    array = firmware.parse_c_array((smoke_artifacts / "mcu" / "model_data.cc").read_text())
+    assert array == (smoke_artifacts / mcu["pick"]).read_bytes()
+    header = (smoke_artifacts / "mcu" / "model_data.h").read_text()
+    assert "kTensorArenaSize" in header and mcu["figures"]["arena_bytes"] > 0
+    readme = (smoke_artifacts / "mcu" / "README.md").read_text()
+    assert all(f"resolver.{firmware.resolver_method(op)}();" in readme for op in mcu["figures"]["ops"])
+
+
 def kernels_dtypes(path):
     """dtypes of the weight kernels: every kernel of these models has >= 256 weights; scales and shapes fewer."""
     from onnx import numpy_helper
@@ -77,7 +90,7 @@ def test_tflite_io_dtypes_follow_the_precision(smoke_artifacts, a):
     assert it.get_input_details()[0]["dtype"] == dtype and it.get_output_details()[0]["dtype"] == dtype
 
 
-@pytest.mark.parametrize("output", [a.name for a in ALL] + ["benchmark.json", "deploy.json"])
+@pytest.mark.parametrize("output", [a.name for a in ALL] + [artifacts.primary(s) for s in artifacts.STAGES[-4:]])
 def test_each_output_has_a_record_of_its_config_parents_and_versions(smoke_artifacts, smoke_config, output):
     rec = json.loads(stage.record_path(smoke_config, smoke_artifacts / output).read_text())
     assert rec["profile"] == "smoke" and rec["config"]["profile"] == "smoke" and rec["outputs"][0] == output
