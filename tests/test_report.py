@@ -46,7 +46,7 @@ def test_a_full_report_from_saved_measurements(cfg):
     assert "Pick per target: onnxruntime, default options: pruned_qat_int8.onnx" in r["verdict"]
 
     md = (a / "report.md").read_text()
-    assert "Deployed pruned_qat_int8.onnx" in md and "| **pruned_qat_int8.onnx** |" in md
+    assert "Deployed pruned_qat_int8.onnx" in md and re.search(r"^\| \*\*pruned_qat_int8.onnx\*\* +\|", md, re.M)
     assert "## Targets" in md and "Every decision is made on the" in md
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(images) == 6

@@ -1,0 +1,203 @@
+"""report.md, from report.json's dict: the sections a reader goes through, in order.
+
+    from pipeline.report_md import markdown
+    text = markdown(report)   # report: the dict that pipeline.report writes to report.json
+
+Pure functions of that dict, like ``pipeline.report_text`` (the verdict and the artifact table,
+which this document embeds); ``targets_table`` and ``per_class_table`` serve the model card too.
+"""
+
+from __future__ import annotations
+
+from pipeline.report_text import _p50, table
+
+
+def session_table(sessions: dict | None) -> str:
+    """p50 of each measured ONNX model under each onnxruntime setting (the benchmark's ablation)."""
+    if not sessions or not sessions.get("p50_us"):
+        return "(not measured)"
+    variants = sessions["variants"]
+    rows = ["| model | " + " | ".join(variants) + " |", "|---" + "|---:" * len(variants) + "|"]
+    for name, p50 in sessions["p50_us"].items():
+        rows.append(f"| {name} | " + " | ".join(f"{p50[v]:.1f}" if v in p50 else "-" for v in variants) + " |")
+    return "\n".join(rows)
+
+
+def targets_table(report: dict) -> str:
+    """One row per deployment target: the model picked for it, its accuracy, size and speed there."""
+    by_name = {a["name"]: a for a in report["artifacts"]}
+    rows = [
+        "| target | pick | val acc % | test acc % | size (flash) KB | gzip KB | arena KB | p50 µs "
+        "| test ranking would pick |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for t in report.get("targets", []):
+        a = by_name[t["pick"]]
+        val, test, arena, speed = a["val_accuracy"], a["accuracy"], "-", _p50(a, t["speed"])
+        if t["format"] == "tflite-micro":  # its own interpreter's figures, not LiteRT's
+            f = t["figures"]
+            val, test, arena, speed = f["val_accuracy"], f["accuracy"], f"{f['arena_bytes'] / 1000:,.1f}", None
+        flag = "same" if t["test_pick"] == t["pick"] else f"**{t['test_pick']}**"
+        rows.append(
+            f"| {t['target']} | {t['pick']}{' (fallback)' if t['fallback'] else ''} | {val * 100:.2f} | "
+            f"{test * 100:.2f} | {a['size_bytes'] / 1000:,.1f} | {a['gzip_bytes'] / 1000:,.1f} | {arena} | "
+            f"{'-' if speed is None else f'{speed:,.1f}'} | {flag} |"
+        )
+    return "\n".join(rows)
+
+
+def per_class_table(d: dict) -> str:
+    rows = ["| digit | " + " | ".join(str(c) for c in range(10)) + " |", "|---" + "|---:" * 10 + "|"]
+    rows.append("| baseline % | " + " | ".join(f"{v * 100:.1f}" for v in d["per_class_baseline"]) + " |")
+    rows.append("| this model % | " + " | ".join(f"{v * 100:.1f}" for v in d["per_class"]) + " |")
+    rows.append("| change pp | " + " | ".join(f"{v:+.1f}" for v in d["per_class_delta_pp"]) + " |")
+    return "\n".join(rows)
+
+
+def damage_section(report: dict) -> str:
+    """Per model compared with the baseline: per-class change, calibration, the flipped digits."""
+    parts = []
+    for name, d in report.get("damage", {}).items():
+        parts.append(
+            f"### {name}\n\n{per_class_table(d)}\n\n{len(d['right_to_wrong'])} test digits went from right to wrong, "
+            f"{len(d['wrong_to_right'])} from wrong to right. Expected calibration error {d['ece'] * 100:.2f} % "
+            f"(baseline {d['ece_baseline'] * 100:.2f} %)."
+        )
+    return "\n\n".join(parts) or "(not measured)"
+
+
+def sweep_section(report: dict) -> str:
+    """The sweep's table and plot, once `make sweep` has run."""
+    sweep = report.get("sweep")
+    if not sweep:
+        return ""
+    rows = [
+        "| point | MACs | int8 flash KB | val acc % | int8 val acc % | int8 test acc % |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for p in sorted(sweep["points"], key=lambda p: p["flash_bytes"]):
+        rows.append(
+            f"| {p['name']} | {p['macs']:,} | {p['flash_bytes'] / 1000:,.1f} | {p['val_accuracy'] * 100:.2f} | "
+            f"{p['int8_val_accuracy'] * 100:.2f} | {p['int8_accuracy'] * 100:.2f} |"
+        )
+    b = sweep["best"]
+    return (
+        f"## Sweep: widths x sparsities\n\nEach point narrowed from the baseline, fine-tuned with distillation, "
+        f"converted to int8. Best on validation within the bar: smallest flash **{b['smallest_flash']}**, "
+        f"fewest multiply-adds **{b['fewest_macs']}**.\n\n"
+        + "\n".join(rows)
+        + f"\n\n![sweep]({report['figures']['sweep']})\n\n"
+    )
+
+
+def _test_flag(sel: dict, deployed: str) -> str:
+    if sel.get("test_pick") in (None, deployed):
+        return "Ranking by test accuracy instead would have chosen the same model."
+    return (
+        f"Ranking by test accuracy instead would have chosen **{sel['test_pick']}**; the decision stays on validation."
+    )
+
+
+def _shown_target(t: dict) -> str:
+    v = t["value"]
+    return "-" if v is None else f"{v:+.2f} pp" if t["key"].endswith("_pp") else f"{v:.2f}x"
+
+
+def markdown(report: dict) -> str:
+    """report.md: verdict, goals, targets, rule, table, figures, then how it was measured."""
+    env, sel, n = report["environment"], report["selection"], report["dataset"]["test_samples"]
+    n_val = report["dataset"].get("validation_samples", 0)
+    fig = report["figures"]
+    met = {True: "yes", False: "NO", None: "not measured"}
+    goals = "\n".join(f"| {t['target']} | {_shown_target(t)} | {met[t['met']]} |" for t in report["goals"])
+    lat = next((a["latency_us"] for a in report["artifacts"] if a.get("latency_us")), {})
+    tput = next((a["throughput_ips"] for a in report["artifacts"] if a.get("throughput_ips")), {})
+    st = report.get("settings", {})
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(env.get("versions", {}).items()))
+    settings = ", ".join(f"{k}={v}" for k, v in report.get("settings", {}).items())
+    qualified = ", ".join(sel["qualified"]) or "none (fallback: the most accurate ONNX artifact)"
+    return f"""# MNIST compression report
+
+**Verdict.** {report["verdict"]}
+
+| goal | deployed model | met |
+|---|---:|---|
+{goals}
+
+*How to read this:* each row below is one file in the artifacts folder. Every decision is made on the
+{n_val:,} validation images (held out of training); accuracy and errors are on the first {n:,} MNIST test
+images, which are only reported. Agreement is the share of test images on which the artifact predicts the
+same digit as {report["baseline"]}; p50/p90/p99 are batch-1 latency percentiles in µs (lower is better), with
+the runtime's session options and, for ONNX, under onnxruntime's defaults; gzip KB is the gzip-compressed
+file size, what a download costs (1 KB = 1000 bytes); the deployed model is in **bold**.
+
+## Targets
+
+{targets_table(report)}
+
+### Per device
+
+Latency of the ONNX models on each machine measured (the build machine's benchmark, and every
+`python -m runtime.bench` JSON given with `make report DEVICES="pi5.json ..."` or dropped into
+`devices/`), batch 1, one thread; the pick per device is the fastest under onnxruntime's defaults
+among the models that qualified on validation.
+
+{report.get("devices", {}).get("table", "(none)")}
+
+## Deployed: {report["deployed"]}
+
+Selection rule (config `deploy.max_accuracy_drop` = {sel["max_accuracy_drop_pp"]:g} pp): {sel["rule"]}.
+Qualified, fastest first: {qualified}. {_test_flag(sel, report["deployed"])} It is copied to `model.onnx` with its
+validation and test accuracy in its metadata and a summary in its `doc_string`.
+
+## All artifacts
+
+{table(report["artifacts"], report["deployed"], markdown=True)}
+
+## Speed: what was tried
+
+Batch-1 latency is mostly fixed per-call and per-node overhead for a model this small, and
+the convolutions. Structured pruning (`structured*`) removes whole filters and units, so
+every runtime does fewer multiply-adds; graph passes remove the nodes that only move data;
+int8 *storage* behind Cast -> Mul (`structured_w8.onnx`) is folded to float weights at load
+by any onnxruntime with its default options, so the file stays small and runs at float
+speed wherever it is loaded. Compare the table's two p50 columns for what onnxruntime's
+default QDQ fusion does to the int8-compute models. The runtime settings, p50 µs in the same run:
+
+{session_table(report.get("session_options"))}
+
+{sweep_section(report)}## Accuracy vs size
+
+![accuracy vs gzip size]({fig["pareto"]})
+
+Pareto frontier (no other artifact is both smaller and more accurate): {", ".join(report["pareto_front"])}.
+
+## Batch-1 latency
+
+![batch-1 latency per artifact]({fig["latency"]})
+
+## The deployed model's errors
+
+![confusion matrix of the deployed model]({fig["confusion"]})
+
+![misclassified test digits, true→predicted]({fig["misclassified"]})
+
+## What compression changed, against {report["baseline"]}
+
+{damage_section(report)}
+
+![test digits that flipped against the baseline]({fig["flips"]})
+
+![reliability: accuracy against confidence]({fig["reliability"]})
+
+## How it was measured
+
+Latency: batch {lat.get("batch", 1)} on {lat.get("threads", "?")} thread(s), {lat.get("runs", "?")} timed runs per
+artifact after {st.get("warmup_runs", "?")} warm-up runs, the artifacts interleaved over {st.get("rounds", "?")}
+rounds. Throughput: batch {tput.get("batch", "?")} on {tput.get("threads", "?")} thread(s) for
+{st.get("throughput_seconds", "?")} s per artifact.
+All settings: {settings}.
+
+Environment: {env["cpu"]}, {env["cores"]} cores, Python {env["python"]}, measured {env.get("date", "?")}.
+Versions: {versions}.
+"""
