@@ -80,6 +80,26 @@ class StructuredConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    temperature: float = 4.0  # softens the teacher's (baseline's) outputs; the loss scales by T^2 to match
+    alpha: float = 0.7  # weight of the teacher's soft targets against the labels' (0: no distillation)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    # `make sweep` (not part of `make all`): every width x sparsity below is one point, narrowed from the
+    # baseline, fine-tuned with distillation and measured, as int8 too. Widths: conv1-conv2-dense1-dense2.
+    widths: tuple[str, ...] = ("16-12-64-32", "12-12-48-32", "12-8-32-24", "8-8-32-16")
+    sparsities: tuple[float, ...] = (0.0, 0.5, 0.75)  # of all kernel weights, conv and output layers kept dense
+    epochs: int = 4  # fine-tuning epochs per point
+    learning_rate: float = 2e-3  # peak Adam learning rate of that fine-tuning
+
+    def points(self) -> list[str]:
+        """The grid's point names, e.g. "w12-8-32-24_s50": one Make target and one file each."""
+        return [f"w{w}_s{round(s * 100):02d}" for w in self.widths for s in self.sparsities]
+
+
+@dataclass(frozen=True)
 class QATConfig:
     epochs: int = 1  # quantisation-aware fine-tuning epochs per model; a second one gained nothing
     learning_rate: float = 1e-4  # Adam learning rate, cosine-decayed; low, the weights are trained
@@ -120,6 +140,8 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     overrides: tuple[str, ...] = ()  # the KEY=VALUE overrides applied, as given (recorded, not read)
 
     def __post_init__(self) -> None:
@@ -139,6 +161,7 @@ def _smoke(artifacts: Path) -> Config:
         prune=PruneConfig(epochs=1, frequency=5),
         structured=StructuredConfig(fine_tune=PruneConfig(final_sparsity=0.5, epochs=1, frequency=5)),
         qat=QATConfig(epochs=1),
+        sweep=SweepConfig(widths=("12-8-32-24",), sparsities=(0.0, 0.5), epochs=1),
         export=ExportConfig(representative_samples=100),
         bench=BenchConfig(warmup_runs=10, latency_runs=100, rounds=2, throughput_seconds=0.2),
     )
@@ -271,6 +294,16 @@ def _validate(cfg: Config) -> None:
     )
     b = cfg.bench
     check(b.latency_runs >= b.rounds >= 1, "bench.latency_runs", b.latency_runs, f"must be >= rounds={b.rounds} >= 1")
+    for w in cfg.sweep.widths:
+        parts = w.split("-")
+        ok = len(parts) == 4 and all(p.isdigit() and int(p) >= 1 for p in parts)
+        check(ok, "sweep.widths", w, "each must be four positive ints joined by '-', e.g. 12-8-32-24")
+    for s in cfg.sweep.sparsities:
+        check(0 <= s < 0.9, "sweep.sparsities", s, "each must be in [0, 0.9)")
+    check(cfg.sweep.epochs >= 1, "sweep.epochs", cfg.sweep.epochs, "must be >= 1")
+    d = cfg.distill
+    check(d.temperature > 0, "distill.temperature", d.temperature, "must be > 0")
+    check(0 <= d.alpha <= 1, "distill.alpha", d.alpha, "must be in [0, 1]")
     dep = cfg.deploy
     check(dep.max_accuracy_drop >= 0, "deploy.max_accuracy_drop", dep.max_accuracy_drop, "must be >= 0")
     check(0 <= dep.latency_tie < 1, "deploy.latency_tie", dep.latency_tie, "must be in [0, 1)")

@@ -20,8 +20,9 @@ from pipeline import stage
 log = logging.getLogger("pipeline.prune")
 
 
-def magnitude_prune(net, data: dict, p: config_mod.PruneConfig, cfg: config_mod.Config, what: str):
+def magnitude_prune(net, data: dict, p: config_mod.PruneConfig, cfg: config_mod.Config, what: str, *, teacher=None):
     """Fine-tune ``net`` while pruning it to ``p.final_sparsity`` of all its kernel weights; return it stripped.
+    With a ``teacher``, fine-tuning distils from it (``cfg.distill``: temperature and weight).
 
     ``net`` must be a copy (e.g. loaded from disk): prune_low_magnitude wraps the very layer
     objects it is given, so pruning a model in memory would change the original too.
@@ -61,10 +62,15 @@ def magnitude_prune(net, data: dict, p: config_mod.PruneConfig, cfg: config_mod.
         100 * p.final_sparsity,
         p.epochs,
     )
-    model.fit(
+    from pipeline import distill
+
+    distill.fit(
         pruning,
+        teacher,
         data,
         cfg.train,
+        temperature=cfg.distill.temperature,
+        alpha=cfg.distill.alpha,
         what=what,
         epochs=p.epochs,
         learning_rate=p.learning_rate,
