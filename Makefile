@@ -36,7 +36,7 @@ BUILD := build
 # pipeline.deps imports only the standard library, so it runs before the virtualenv exists.
 BOOT := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 
-.PHONY: all help install data train prune structured qat export bench benchmark mcu deploy device-kit report \
+.PHONY: all help install data train prune structured qat export bench benchmark mcu deploy device-kit report sweep \
 	test test-fast test-arm lint format clean
 .DELETE_ON_ERROR:
 
@@ -88,6 +88,10 @@ bench: $(EXPORT_OUTPUTS) | $(INSTALLED)  ## re-measure every artifact, then re-d
 report: | $(INSTALLED)  ## re-render the report from the saved measurements; DEVICES="pi5.json ..." adds devices
 	$(PY) -m pipeline.report $(if $(DEVICES),--devices $(DEVICES))
 	@$(PY) -m pipeline.report --summary
+
+sweep: $(SWEEP_POINTS) | $(INSTALLED)  ## widths x sparsities (config `sweep`), each point a target: make -j4 sweep
+	$(PY) -m pipeline.sweep --collect
+	$(PY) -m pipeline.report
 
 test: lint  ## lint and the whole test suite, emulated ARM included (what CI runs)
 	$(PY) -m pytest

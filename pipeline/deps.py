@@ -128,6 +128,18 @@ def rules() -> str:
     return "\n".join(out)
 
 
+SWEEP_READS = ("seed", "data", "train", "prune", "export", "distill", "sweep")
+
+
+def sweep_rules(cfg: config.Config) -> str:
+    """One rule per point of the sweep grid (config `sweep`): `make -j sweep` fans them out."""
+    common = [*modules("sweep"), *(f"{STAMPS}/{s}.json" for s in SWEEP_READS), f"$(A)/{artifacts.DATA}"]
+    common.append(f"$(A)/{artifacts.BASELINE}")
+    out = [_rule(f"$(A)/sweep/{n}.json", common, f"$(PY) -m pipeline.sweep {n}") for n in cfg.sweep.points()]
+    out.append(f"SWEEP_POINTS := {' '.join(f'$(A)/sweep/{n}.json' for n in cfg.sweep.points())}\n")
+    return "\n".join(out)
+
+
 def write_if_changed(path: Path, text: str) -> None:
     """Write atomically, and not at all when ``path`` already holds ``text`` (its mtime is what Make reads)."""
     if path.is_file() and path.read_text() == text:
@@ -166,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     stamp(cfg, dry_run)
-    write_if_changed(Path(files[0]), rules())
+    write_if_changed(Path(files[0]), rules() + "\n" + sweep_rules(cfg))
 
 
 if __name__ == "__main__":

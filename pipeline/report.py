@@ -24,7 +24,8 @@ import numpy as np
 from pipeline import artifacts, damage, model_card, plots, schemas, stage
 from pipeline import config as config_mod
 from pipeline import data as data_mod
-from pipeline.report_text import _order, markdown, table, verdict
+from pipeline.report_md import markdown
+from pipeline.report_text import _order, table, verdict
 
 log = logging.getLogger("pipeline.report")
 
@@ -87,6 +88,13 @@ def render(
         }
         | {k: v for k, v in bench.items() if k not in ("schema", "dataset", "environment", "baseline")}
     )
+    sweep_file = a / "sweep.json"
+    if sweep_file.is_file():  # `make sweep` ran: its Pareto plots beside the pipeline's artifacts
+        from pipeline import sweep
+
+        report["sweep"] = json.loads(sweep_file.read_text())
+        report["figures"]["sweep"] = f"{FIGURES}/sweep.png"
+        sweep.plot(report["sweep"], arts, a / report["figures"]["sweep"])
     report["verdict"] = verdict(report)
     stage.write_bytes(a / "MODEL_CARD.md", model_card.render(report).encode())
     stage.write_bytes(a / "report.md", markdown(report).encode())
