@@ -109,7 +109,7 @@ def plot(sweep: dict, artifacts_rows: list[dict], path: Path) -> None:
     pts = sweep["points"]
     panels = (
         ("macs", "multiply-adds per image", [a for a in artifacts_rows if a.get("macs")]),
-        ("flash_bytes", "int8 TFLite flash (bytes)", [a for a in artifacts_rows if a["format"] == "tflite"]),
+        ("flash_bytes", "int8 TFLite flash (bytes)", [a for a in artifacts_rows if a["name"].endswith("int8.tflite")]),
     )
     for ax, (key, label, rows) in zip(axes, panels, strict=True):
         accuracy = [p["int8_accuracy"] * 100 for p in pts]
