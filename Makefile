@@ -36,12 +36,12 @@ BUILD := build
 # pipeline.deps imports only the standard library, so it runs before the virtualenv exists.
 BOOT := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 
-.PHONY: all help install data train prune structured qat export bench benchmark mcu deploy device-kit report sweep \
+.PHONY: all help install data train prune structured qat export bench benchmark mcu deploy device-kit report sweep web serve \
 	test test-fast test-arm lint format clean
 .DELETE_ON_ERROR:
 
 # Targets that run no stage need no rules (and a bad SET does not stop them).
-NO_STAGES := help install lint format test test-fast test-arm clean
+NO_STAGES := help install lint format test test-fast test-arm serve clean
 # A dry run (make -n) stamps into a scratch copy, so previewing SET=... changes nothing.
 DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
 STAMPS := $(A)/.stamps$(if $(DRY_RUN),-dry-run)
@@ -54,7 +54,7 @@ endif
 include $(BUILD)/deps.mk
 endif
 
-all: $(A)/report.json  ## run every stage that is out of date, then print the table, verdict and stage times
+all: $(A)/report.json $(WEB_OUTPUTS)  ## run every stage that is out of date; print the table, verdict, stage times
 	@$(PY) -m pipeline.report --summary
 
 help:  ## list the targets
@@ -78,6 +78,9 @@ export: $(EXPORT_OUTPUTS)  ## every TFLite and ONNX artifact in the registry
 benchmark: $(BENCHMARK_OUTPUTS)  ## measure every artifact, if anything changed
 mcu: $(MCU_OUTPUTS)  ## run every int8 model in TFLite Micro: accuracy, flash, arena
 deploy: $(DEPLOY_OUTPUTS)  ## pick the model per target, write model.onnx and the MCU firmware files
+web: $(WEB_OUTPUTS)  ## the browser target: a static site in $(A)/web (skipped in one line without npm)
+serve: | $(INSTALLED)  ## serve $(A)/web on http://127.0.0.1:$(PORT)/ (any static host works too)
+	@$(PY) -m pipeline.serve --port $(PORT)
 device-kit: $(DEVICE_KIT_OUTPUTS)  ## runtime/, the candidate models, 500 test PNGs and a README, to benchmark a device
 
 bench: $(EXPORT_OUTPUTS) | $(INSTALLED)  ## re-measure every artifact, then re-decide and re-render

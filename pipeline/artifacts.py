@@ -217,6 +217,13 @@ STAGES: tuple[Stage, ...] = (
         about="pick per target; model.onnx and the MCU firmware files",
     ),
     Stage(
+        "web",
+        (),
+        inputs=("benchmark.json", "deploy.json", "web/*"),
+        outputs=("web/index.html",),
+        about="the draw-a-digit page on onnxruntime-web, a static site (skipped in one line without npm)",
+    ),
+    Stage(
         "device_kit",
         (),
         inputs=(DATA, "benchmark.json", "deploy.json", "runtime/*"),

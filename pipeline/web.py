@@ -1,0 +1,171 @@
+"""The browser target: the draw-a-digit page and every ONNX model, as a static site -> ``web/``.
+
+    python -m pipeline.web      # then `make serve`, or copy <artifacts>/web/ to any static host
+
+Writes ``<artifacts>/web/``: the page (``web/`` of this repository: index.html, its CSS and
+JavaScript), the deployed ``model.onnx``, every ONNX artifact of ``benchmark.json`` (the page
+loads one with ``?model=NAME.onnx``), and the two files of onnxruntime-web's wasm backend (the
+ES module with its glue code bundled in, and the SIMD wasm binary; not the WebGPU, WebGL or JSEP
+builds) from the pinned npm install in ``web/node_modules`` (``npm ci --prefix web`` runs first
+if it is missing or another version). Files that compress well get a ``.gz`` copy beside them,
+which ``pipeline.serve`` sends to browsers that accept gzip.
+
+The site is built in a temporary folder and renamed into place, so an interrupted run leaves the
+old site or the new one. Without npm, the stage prints one line saying what to install and exits 0:
+the rest of the pipeline does not need the browser target.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pipeline import config as config_mod
+from pipeline import stage
+
+log = logging.getLogger("pipeline.web")
+
+SOURCES = config_mod.REPO_ROOT / "web"  # the page's sources and its package.json / package-lock.json
+PAGE_SUFFIXES = (".html", ".css", ".js")  # what of SOURCES the site serves
+PACKAGE = "onnxruntime-web"
+# What the wasm backend loads: ort.wasm.bundle.min.mjs bundles the emscripten glue
+# (ort-wasm-simd-threaded.mjs) and fetches the wasm binary beside itself.
+RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
+DEPLOYED = "model.onnx"
+GZIP_MIN_BYTES = 1024  # smaller files are not worth a second request path
+GZIP_MAX_RATIO = 0.9  # keep a .gz copy only if it saves at least a tenth
+SKIPPED = (
+    "[web] skipped: the browser target needs npm to install onnxruntime-web (apt-get install npm), then run `make web`"
+)
+
+
+def pinned_version(sources: Path = SOURCES) -> str:
+    """The onnxruntime-web version web/package.json pins."""
+    return json.loads((sources / "package.json").read_text())["dependencies"][PACKAGE]
+
+
+def installed_version(sources: Path = SOURCES) -> str | None:
+    manifest = sources / "node_modules" / PACKAGE / "package.json"
+    return json.loads(manifest.read_text())["version"] if manifest.is_file() else None
+
+
+def ensure_runtime(sources: Path = SOURCES) -> Path | None:
+    """onnxruntime-web's dist folder at the pinned version (``npm ci`` if needed); None if npm is missing."""
+    want = pinned_version(sources)
+    if installed_version(sources) != want:
+        npm = shutil.which("npm")
+        if npm is None:
+            return None
+        log.info("installing %s %s with npm ci", PACKAGE, want)
+        done = subprocess.run(
+            [npm, "ci", "--prefix", str(sources), "--no-audit", "--no-fund", "--loglevel=error"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0 or installed_version(sources) != want:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise stage.PipelineError(f"npm ci --prefix {sources} failed: {tail[0]}")
+    dist = sources / "node_modules" / PACKAGE / "dist"
+    missing = [f for f in RUNTIME_FILES if not (dist / f).is_file()]
+    if missing:
+        raise stage.PipelineError(f"{PACKAGE} {want} lacks {', '.join(missing)}: its layout changed, see RUNTIME_FILES")
+    return dist
+
+
+def models(cfg: config_mod.Config) -> list[Path]:
+    """model.onnx and every ONNX artifact benchmark.json lists, each checked to exist."""
+    bench = cfg.artifacts / "benchmark.json"
+    if not bench.is_file():
+        raise stage.PipelineError(f"{bench} is missing: run `make all` first")
+    onnx = sorted(a["name"] for a in json.loads(bench.read_text())["artifacts"] if a["format"] == "onnx")
+    names = [DEPLOYED, *onnx]
+    paths = [cfg.artifacts / name for name in dict.fromkeys(names)]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise stage.PipelineError(f"{', '.join(missing)} missing in {cfg.artifacts}: run `make all` first")
+    return paths
+
+
+def page_files(sources: Path = SOURCES) -> list[Path]:
+    files = sorted(p for p in sources.iterdir() if p.is_file() and p.suffix in PAGE_SUFFIXES)
+    if not any(p.name == "index.html" for p in files):
+        raise stage.PipelineError(f"{sources} has no index.html")
+    return files
+
+
+def build(site: Path, files: list[Path]) -> list[dict]:
+    """Copy ``files`` into ``site`` with a .gz copy of those that compress well: one row per file."""
+    rows = []
+    for source in files:
+        data = source.read_bytes()
+        (site / source.name).write_bytes(data)
+        row = {"file": source.name, "bytes": len(data), "gzip_bytes": None}
+        if len(data) >= GZIP_MIN_BYTES:
+            packed = gzip.compress(data, compresslevel=9, mtime=0)  # mtime 0: the same input, the same bytes
+            if len(packed) <= GZIP_MAX_RATIO * len(data):
+                (site / f"{source.name}.gz").write_bytes(packed)
+                row["gzip_bytes"] = len(packed)
+        rows.append(row)
+    return rows
+
+
+def replace_dir(new: Path, final: Path) -> None:
+    """Move the finished folder ``new`` to ``final``, the old one out of the way first."""
+    old = final.with_name(f".{final.name}.old.{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def run(cfg: config_mod.Config) -> Path | None:
+    """Build ``<artifacts>/web``; None (and one line on stdout) if npm is needed and missing."""
+    started = time.time()
+    paths = models(cfg)
+    dist = ensure_runtime()
+    if dist is None:
+        print(SKIPPED)
+        return None
+    final = cfg.artifacts / "web"
+    scratch = Path(tempfile.mkdtemp(prefix=".web.", dir=cfg.artifacts))
+    try:
+        scratch.chmod(0o755)  # mkdtemp makes it private; the site is ordinary files
+        rows = build(scratch, page_files() + [dist / f for f in RUNTIME_FILES] + paths)
+        replace_dir(scratch, final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    raw = sum(r["bytes"] for r in rows)
+    sent = sum(r["gzip_bytes"] or r["bytes"] for r in rows)
+    stage.record(
+        cfg,
+        "web",
+        [final],
+        [*paths, cfg.artifacts / "benchmark.json"],
+        started,
+        onnxruntime_web=pinned_version(),
+        files=rows,
+        bytes=raw,
+        gzip_bytes=sent,
+    )
+    log.info("wrote %s: %d files, %.1f MB (%.1f MB sent with gzip)", final, len(rows), raw / 1e6, sent / 1e6)
+    return final
+
+
+def main() -> None:
+    if installed_version() != pinned_version() and shutil.which("npm") is None:
+        print(SKIPPED)  # one line, exit 0: `make all` goes on without the browser target
+        sys.exit(0)
+    stage.main("web", run)
+
+
+if __name__ == "__main__":
+    main()
