@@ -203,6 +203,13 @@ STAGES: tuple[Stage, ...] = (
         about="accuracy, size and latency of every artifact",
     ),
     Stage(
+        "sensitivity",
+        ("seed", "data", "sensitivity"),
+        inputs=(DATA, "baseline.keras"),
+        outputs=("sensitivity.json",),
+        about="per-layer validation accuracy when pruned, narrowed or int8-quantised alone; no training",
+    ),
+    Stage(
         "mcu",
         ("data",),
         inputs=(DATA, "int8.tflite"),
@@ -233,7 +240,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "report",
         (),
-        inputs=(DATA, "benchmark.json", "deploy.json"),  # primaries: their other outputs are written first
+        inputs=(DATA, "benchmark.json", "deploy.json", "sensitivity.json"),  # primaries: other outputs come first
         outputs=("report.json", "report.md", "MODEL_CARD.md"),
         about="render the report",
     ),

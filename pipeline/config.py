@@ -80,6 +80,14 @@ class StructuredConfig:
 
 
 @dataclass(frozen=True)
+class SensitivityConfig:
+    sparsities: tuple[float, ...] = (0.5, 0.75, 0.9, 0.95)  # kernel sparsities measured per layer, alone
+    width_fractions: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # of each layer's baseline width
+    calibration_images: int = 500  # training images whose min/max set the int8 output ranges
+    batch_size: int = 1000  # images per forward pass
+
+
+@dataclass(frozen=True)
 class DistillConfig:
     temperature: float = 4.0  # softens the teacher's (baseline's) outputs; the loss scales by T^2 to match
     alpha: float = 0.7  # weight of the teacher's soft targets against the labels' (0: no distillation)
@@ -140,6 +148,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    sensitivity: SensitivityConfig = field(default_factory=SensitivityConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     overrides: tuple[str, ...] = ()  # the KEY=VALUE overrides applied, as given (recorded, not read)

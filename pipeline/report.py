@@ -88,6 +88,13 @@ def render(
         }
         | {k: v for k, v in bench.items() if k not in ("schema", "dataset", "environment", "baseline")}
     )
+    if (a / "sensitivity.json").is_file():
+        from pipeline import sensitivity
+
+        report["sensitivity"] = json.loads((a / "sensitivity.json").read_text())
+        report["sensitivity_table"] = sensitivity.table(report["sensitivity"])
+        report["figures"]["sensitivity"] = f"{FIGURES}/sensitivity.png"
+        sensitivity.plot(report["sensitivity"], a / report["figures"]["sensitivity"])
     sweep_file = a / "sweep.json"
     if sweep_file.is_file():  # `make sweep` ran: its Pareto plots beside the pipeline's artifacts
         from pipeline import sweep

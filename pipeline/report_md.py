@@ -66,6 +66,23 @@ def damage_section(report: dict) -> str:
     return "\n\n".join(parts) or "(not measured)"
 
 
+def sensitivity_section(report: dict) -> str:
+    """Per layer, the validation accuracy it loses alone (pp), and the figure."""
+    rows = report.get("sensitivity_table")
+    if not rows:
+        return ""
+    from tabulate import tabulate
+
+    headers = list(rows[0])
+    body = tabulate([[r[h] for h in headers] for r in rows], headers, tablefmt="github", floatfmt=".2f")
+    return (
+        "## Per-layer sensitivity (validation, no fine-tuning)\n\nValidation accuracy each layer loses alone, in pp, "
+        "when its kernel is magnitude-pruned or its weights and output are int8-quantised; the prune stage's "
+        f"per-layer sparsities and the structured widths come from these curves.\n\n{body}\n\n"
+        f"![per-layer sensitivity]({report['figures']['sensitivity']})\n\n"
+    )
+
+
 def sweep_section(report: dict) -> str:
     """The sweep's table and plot, once `make sweep` has run."""
     sweep = report.get("sweep")
@@ -166,7 +183,7 @@ default QDQ fusion does to the int8-compute models. The runtime settings, p50 µ
 
 {session_table(report.get("session_options"))}
 
-{sweep_section(report)}## Accuracy vs size
+{sensitivity_section(report)}{sweep_section(report)}## Accuracy vs size
 
 ![accuracy vs gzip size]({fig["pareto"]})
 
