@@ -36,7 +36,7 @@ BUILD := build
 # pipeline.deps imports only the standard library, so it runs before the virtualenv exists.
 BOOT := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 
-.PHONY: all help install data train prune structured qat export bench benchmark mcu deploy device-kit report sweep web serve \
+.PHONY: all help install data train sensitivity prune structured qat export bench benchmark mcu deploy device-kit report sweep web serve \
 	test test-fast test-arm lint format clean
 .DELETE_ON_ERROR:
 
@@ -71,7 +71,8 @@ $(INSTALLED): pyproject.toml
 
 data: $(DATA_OUTPUTS)  ## fetch and verify MNIST
 train: $(TRAIN_OUTPUTS)  ## train the baseline
-prune: $(PRUNE_OUTPUTS)  ## magnitude-prune a copy of the baseline
+sensitivity: $(SENSITIVITY_OUTPUTS)  ## per-layer sensitivity of the baseline on validation (evaluation only)
+prune: $(PRUNE_OUTPUTS)  ## magnitude-prune a copy of the baseline, per-layer sparsities from the sensitivity
 structured: $(STRUCTURED_OUTPUTS)  ## structured pruning: fewer filters and units
 qat: $(QAT_OUTPUTS)  ## quantisation-aware fine-tuning of every QAT model in the registry
 export: $(EXPORT_OUTPUTS)  ## every TFLite and ONNX artifact in the registry

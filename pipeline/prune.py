@@ -20,9 +20,28 @@ from pipeline import stage
 log = logging.getLogger("pipeline.prune")
 
 
-def magnitude_prune(net, data: dict, p: config_mod.PruneConfig, cfg: config_mod.Config, what: str, *, teacher=None):
-    """Fine-tune ``net`` while pruning it to ``p.final_sparsity`` of all its kernel weights; return it stripped.
-    With a ``teacher``, fine-tuning distils from it (``cfg.distill``: temperature and weight).
+def layer_sparsities(net, p: config_mod.PruneConfig, sensitivity: Path) -> dict[str, float]:
+    """Final kernel sparsity per layer: derived from the sensitivity analysis, or the skip_layers override."""
+    import json
+
+    from pipeline import allocate, model
+
+    try:
+        if p.skip_layers is not None:
+            sizes = {x.name: int(x.kernel.shape.num_elements()) for x in net.layers if isinstance(x, model.PRUNABLE)}
+            return allocate.uniform_sparsities(sizes, p.final_sparsity, p.skip_layers)
+        if not sensitivity.is_file():
+            raise stage.PipelineError(f"{sensitivity} is missing: run `make sensitivity` (or set prune.skip_layers)")
+        return allocate.sparsities(json.loads(sensitivity.read_text()), p.final_sparsity)
+    except ValueError as e:
+        raise stage.PipelineError(str(e)) from None
+
+
+def magnitude_prune(
+    net, data: dict, p: config_mod.PruneConfig, cfg: config_mod.Config, what: str, *, sparsities: dict, teacher=None
+):
+    """Fine-tune ``net`` while pruning each layer of ``sparsities`` to its sparsity; return it stripped.
+    With a ``teacher``, fine-tuning distils from it (``cfg.distill``); with no sparsities, it only fine-tunes.
 
     ``net`` must be a copy (e.g. loaded from disk): prune_low_magnitude wraps the very layer
     objects it is given, so pruning a model in memory would change the original too.
@@ -30,40 +49,30 @@ def magnitude_prune(net, data: dict, p: config_mod.PruneConfig, cfg: config_mod.
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from pipeline import model
+    from pipeline import distill, model
 
     steps = model.steps_per_epoch(data, cfg.train.batch_size) * p.epochs
-    targets = [layer for layer in net.layers if isinstance(layer, model.PRUNABLE) and layer.name not in p.skip_layers]
-    scale = model.kernel_size(net.layers) / model.kernel_size(targets)
-    if p.final_sparsity * scale >= 1:
-        raise stage.PipelineError(f"final_sparsity={p.final_sparsity} cannot be reached without {p.skip_layers}")
     # tfmot updates the masks only on multiples of `frequency`: the ramp must end on one,
     # or the last update falls short of final_sparsity.
     frequency = max(1, min(p.frequency, steps // 2))
     end_step = max(frequency, int(steps * p.ramp_fraction) // frequency * frequency)
-    sparsity = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=p.initial_sparsity * scale,
-        final_sparsity=p.final_sparsity * scale,
-        begin_step=0,
-        end_step=end_step,
-        frequency=frequency,
-    )
+    start = p.initial_sparsity / p.final_sparsity if p.final_sparsity else 0.0  # every layer ramps from this share
 
     def wrap(layer):
-        return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=sparsity) if layer in targets else layer
+        if layer.name not in sparsities:
+            return layer
+        schedule = tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=start * sparsities[layer.name],
+            final_sparsity=sparsities[layer.name],
+            begin_step=0,
+            end_step=end_step,
+            frequency=frequency,
+        )
+        return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
 
-    pruning = keras.models.clone_model(net, clone_function=wrap)
-    names = ", ".join(x.name for x in targets)
-    log.info(
-        "%s: pruning %s to %.1f%% (%.0f%% of all kernels) over %d epochs",
-        what,
-        names,
-        100 * p.final_sparsity * scale,
-        100 * p.final_sparsity,
-        p.epochs,
-    )
-    from pipeline import distill
-
+    pruning = keras.models.clone_model(net, clone_function=wrap) if sparsities else net
+    shown = ", ".join(f"{name} to {s:.1%}" for name, s in sparsities.items()) or "no pruning"
+    log.info("%s: %s (%.0f%% of all kernels) over %d epochs", what, shown, 100 * p.final_sparsity, p.epochs)
     distill.fit(
         pruning,
         teacher,
@@ -75,9 +84,9 @@ def magnitude_prune(net, data: dict, p: config_mod.PruneConfig, cfg: config_mod.
         epochs=p.epochs,
         learning_rate=p.learning_rate,
         seed=cfg.seed + 1,
-        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()] if sparsities else [],
     )
-    pruned = tfmot.sparsity.keras.strip_pruning(pruning)
+    pruned = tfmot.sparsity.keras.strip_pruning(pruning) if sparsities else pruning
     achieved = model.sparsity(pruned)
     if achieved < p.final_sparsity - 0.005:
         raise stage.PipelineError(
@@ -94,7 +103,10 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
     started = time.time()
     stage.seed_everything(cfg.seed)
     data = data_mod.splits(cfg)
-    pruned = magnitude_prune(model.load(baseline), data, cfg.prune, cfg, "prune")
+    net = model.load(baseline)
+    per_layer = layer_sparsities(net, cfg.prune, cfg.artifacts / "sensitivity.json")
+    teacher = model.load(baseline) if cfg.distill.alpha else None  # a separate copy: pruning wraps net's layers
+    pruned = magnitude_prune(net, data, cfg.prune, cfg, "prune", sparsities=per_layer, teacher=teacher)
     val, acc = (
         model.accuracy(pruned, data["x_val"], data["y_val"]),
         model.accuracy(pruned, data["x_test"], data["y_test"]),
@@ -102,7 +114,18 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
     achieved = model.sparsity(pruned)
     log.info("sparsity %.4f of prunable weights, validation accuracy %.4f", achieved, val)
     model.save(pruned, output)
-    stage.record(cfg, "prune", [output], [baseline], started, val_accuracy=val, test_accuracy=acc, sparsity=achieved)
+    parents = [baseline, cfg.artifacts / "sensitivity.json"] if cfg.prune.skip_layers is None else [baseline]
+    stage.record(
+        cfg,
+        "prune",
+        [output],
+        parents,
+        started,
+        val_accuracy=val,
+        test_accuracy=acc,
+        sparsity=achieved,
+        layer_sparsities=per_layer,
+    )
     return output
 
 

@@ -24,11 +24,13 @@ from pipeline import data as data_mod
 log = logging.getLogger("pipeline.qat")
 
 
-def quantise_aware(cfg: config_mod.Config, data: dict, parent: Path, output: Path, preserve_sparsity: bool) -> float:
+def quantise_aware(cfg: config_mod.Config, data: dict, a: artifacts.Artifact) -> float:
+    """Fine-tune ``a``'s parent quantisation-aware (``a.params``: preserve_sparsity, epochs) -> ``a``."""
     import tensorflow_model_optimization as tfmot
 
-    from pipeline import model
+    from pipeline import distill, model
 
+    parent, output, preserve_sparsity = cfg.artifacts / a.parent, cfg.artifacts / a.name, a.params["preserve_sparsity"]
     started = time.time()
     stage.seed_everything(cfg.seed)
     net = model.load(parent)
@@ -39,8 +41,21 @@ def quantise_aware(cfg: config_mod.Config, data: dict, parent: Path, output: Pat
     else:
         qat = tfmot.quantization.keras.quantize_model(net)
     q = cfg.qat
-    what = output.stem
-    model.fit(qat, data, cfg.train, what=what, epochs=q.epochs, learning_rate=q.learning_rate, seed=cfg.seed + 2)
+    what, epochs = output.stem, a.params.get("epochs", q.epochs)
+    teacher = model.load(cfg.artifacts / artifacts.BASELINE) if cfg.distill.alpha else None
+    d = cfg.distill
+    distill.fit(
+        qat,
+        teacher,
+        data,
+        cfg.train,
+        temperature=d.temperature,
+        alpha=d.alpha,
+        what=what,
+        epochs=epochs,
+        learning_rate=q.learning_rate,
+        seed=cfg.seed + 2,
+    )
     val, acc = model.accuracy(qat, data["x_val"], data["y_val"]), model.accuracy(qat, data["x_test"], data["y_test"])
     log.info("%s: validation accuracy %.4f", what, val)
     model.save(qat, output, hdf5=True)
@@ -53,6 +68,7 @@ def quantise_aware(cfg: config_mod.Config, data: dict, parent: Path, output: Pat
         val_accuracy=val,
         test_accuracy=acc,
         preserve_sparsity=preserve_sparsity,
+        epochs=epochs,
     )
     return val
 
@@ -66,9 +82,8 @@ def run(cfg: config_mod.Config, names: list[str] | None = None) -> list[Path]:
     data = data_mod.splits(cfg)
     outputs = []
     for name in names or known:
-        a = known[name]
-        outputs.append(cfg.artifacts / a.name)
-        quantise_aware(cfg, data, cfg.artifacts / a.parent, outputs[-1], a.params["preserve_sparsity"])
+        outputs.append(cfg.artifacts / known[name].name)
+        quantise_aware(cfg, data, known[name])
     return outputs
 
 

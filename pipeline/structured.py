@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import allocate, stage
 from pipeline import config as config_mod
 from pipeline import data as data_mod
-from pipeline import stage
 
 log = logging.getLogger("pipeline.structured")
 
@@ -62,6 +62,20 @@ def narrow(net, widths: tuple[int, int, int, int]):
     return small
 
 
+def derived_widths(s: config_mod.StructuredConfig, sensitivity: Path) -> tuple[int, int, int, int]:
+    """The widths allocate.widths derives from the sensitivity analysis under the config's budgets."""
+    import json
+
+    if not sensitivity.is_file():
+        raise stage.PipelineError(f"{sensitivity} is missing: run `make sensitivity` (or set structured.widths)")
+    try:
+        return allocate.widths(
+            json.loads(sensitivity.read_text()), s.max_parameters, s.max_macs, s.max_activation_bytes
+        )
+    except ValueError as e:
+        raise stage.PipelineError(str(e)) from None
+
+
 def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | None = None) -> Path:
     from pipeline import model, prune
 
@@ -71,17 +85,26 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
     stage.seed_everything(cfg.seed)
     data = data_mod.splits(cfg)
     s = cfg.structured
-    small = narrow(model.load(baseline), s.widths)
+    sensitivity = cfg.artifacts / "sensitivity.json"
+    widths = s.widths or derived_widths(s, sensitivity)
+    small = narrow(model.load(baseline), widths)
     before = model.accuracy(small, data["x_val"], data["y_val"])
     log.info(
-        "widths %s -> %s, MACs %d -> %d; validation accuracy before fine-tuning %.4f",
+        "widths %s -> %s (%s), MACs %d -> %d; validation accuracy before fine-tuning %.4f",
         model.WIDTHS,
-        s.widths,
+        widths,
+        "derived from the sensitivity" if s.widths is None else "config override",
         model.macs(model.build()),
         model.macs(small),
         before,
     )
-    tuned = prune.magnitude_prune(small, data, s.fine_tune, cfg, "structured")
+    sizes = {x.name: int(x.kernel.shape.num_elements()) for x in small.layers if isinstance(x, model.PRUNABLE)}
+    try:
+        sparsities = allocate.uniform_sparsities(sizes, s.fine_tune.final_sparsity, s.fine_tune.skip_layers or ())
+    except ValueError as e:
+        raise stage.PipelineError(str(e)) from None
+    teacher = model.load(baseline) if cfg.distill.alpha else None
+    tuned = prune.magnitude_prune(small, data, s.fine_tune, cfg, "structured", sparsities=sparsities, teacher=teacher)
     val, acc = (
         model.accuracy(tuned, data["x_val"], data["y_val"]),
         model.accuracy(tuned, data["x_test"], data["y_test"]),
@@ -92,8 +115,10 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
         cfg,
         "structured",
         [output],
-        [baseline],
+        [baseline, sensitivity] if s.widths is None else [baseline],
         started,
+        widths=list(widths),
+        widths_derived=s.widths is None,
         val_accuracy=val,
         test_accuracy=acc,
         macs=model.macs(tuned),

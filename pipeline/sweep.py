@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import artifacts, stage, tflite_io
+from pipeline import allocate, artifacts, stage, tflite_io
 from pipeline import config as config_mod
 from pipeline import data as data_mod
 
@@ -55,9 +55,10 @@ def measure_point(cfg: config_mod.Config, name: str) -> Path:
     schedule = dataclasses.replace(
         cfg.prune, final_sparsity=sparsity, initial_sparsity=0.0, epochs=s.epochs, learning_rate=s.learning_rate
     )
-    tuned = prune.magnitude_prune(
-        small, data, dataclasses.replace(schedule, skip_layers=DENSE), cfg, name, teacher=baseline
-    )
+    sizes = {x.name: int(x.kernel.shape.num_elements()) for x in small.layers if isinstance(x, model.PRUNABLE)}
+    sparsities = allocate.uniform_sparsities(sizes, sparsity, DENSE)
+    distilling = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, alpha=s.distill_alpha))
+    tuned = prune.magnitude_prune(small, data, schedule, distilling, name, sparsities=sparsities, teacher=baseline)
     folder = cfg.artifacts / FOLDER
     int8 = folder / f"{name}_int8.tflite"
     calibration = data["x_train"][: cfg.export.representative_samples]
@@ -75,7 +76,7 @@ def measure_point(cfg: config_mod.Config, name: str) -> Path:
         "int8_val_accuracy": float(np.mean(lite.predict(data["x_val"]).argmax(1) == data["y_val"])),
         "int8_accuracy": float(np.mean(lite.predict(data["x_test"]).argmax(1) == data["y_test"])),
         "epochs": s.epochs,
-        "distill": dataclasses.asdict(cfg.distill),
+        "distill": {"temperature": cfg.distill.temperature, "alpha": s.distill_alpha},
     }
     log.info(
         "%s: %d MACs, %d bytes int8; validation %.4f (int8 %.4f)",
