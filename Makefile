@@ -65,8 +65,8 @@ install: $(INSTALLED)  ## create the virtualenv with the pipeline and dev extras
 $(INSTALLED): pyproject.toml
 	@echo "[install] creating $(VENV) and installing the project with its pipeline and dev extras"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(PY) -m pip install -qq --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install -qq --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
 data: $(DATA_OUTPUTS)  ## fetch and verify MNIST
