@@ -79,8 +79,8 @@ export: $(EXPORT_OUTPUTS)  ## every TFLite and ONNX artifact in the registry
 benchmark: $(BENCHMARK_OUTPUTS)  ## measure every artifact, if anything changed
 mcu: $(MCU_OUTPUTS)  ## run every int8 model in TFLite Micro: accuracy, flash, arena
 deploy: $(DEPLOY_OUTPUTS)  ## pick the model per target, write model.onnx and the MCU firmware files
-web: $(WEB_OUTPUTS)  ## the browser target: a static site in $(A)/web (skipped in one line without npm)
-serve: | $(INSTALLED)  ## serve $(A)/web on http://127.0.0.1:$(PORT)/ (any static host works too)
+web: $(WEB_OUTPUTS)  ## the browser target: a static site in artifacts/web (skipped in one line without npm)
+serve: | $(INSTALLED)  ## serve artifacts/web on http://127.0.0.1:8000/ (PORT=...; any static host works too)
 	@$(PY) -m pipeline.serve --port $(PORT)
 device-kit: $(DEVICE_KIT_OUTPUTS)  ## runtime/, the candidate models, 500 test PNGs and a README, to benchmark a device
 

@@ -184,6 +184,7 @@ class Stage:
     # or globs of repository files it packs ("runtime/*")
     outputs: tuple[str, ...] = ()  # files it writes besides registry artifacts; the first, written last, is primary
     per_artifact: bool = False  # one command per artifact: ``python -m pipeline.<name> NAME``
+    after: tuple[str, ...] = ()  # files that must exist first, without their changes rerunning it (order-only)
     about: str = ""
 
 
@@ -215,6 +216,7 @@ STAGES: tuple[Stage, ...] = (
         ("data",),
         inputs=(DATA, "int8.tflite"),
         outputs=("mcu.json",),
+        after=("benchmark.json",),  # two minutes of CPU: never beside the benchmark while it times
         about="the int8 models in TFLite Micro: accuracy, flash, arena",
     ),
     Stage(

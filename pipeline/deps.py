@@ -90,10 +90,11 @@ def modules(stage: str) -> list[str]:
     return sorted(seen - STAMPED)
 
 
-def _rule(target: str, prereqs: list[str], command: str) -> str:
+def _rule(target: str, prereqs: list[str], command: str, after: tuple[str, ...] = ()) -> str:
     # One target per command: GNU Make 4.3 does not propagate grouped targets (&:) in a dry run.
     lines = [f"{target}: \\"] + [f"\t\t{p} \\" for p in prereqs]
-    return "\n".join(lines) + "\n\t\t| $(INSTALLED)\n\t" + command + "\n"
+    order_only = " ".join(["$(INSTALLED)", *(f"$(A)/{name}" for name in after)])
+    return "\n".join(lines) + f"\n\t\t| {order_only}\n\t" + command + "\n"
 
 
 def rules() -> str:
@@ -122,7 +123,7 @@ def rules() -> str:
             parents = sorted({f"$(A)/{a.parent}" for a in own if a.parent and a.parent not in {x.name for x in own}})
             stamps = [f"{STAMPS}/{a.name}.json" for a in own]
             targets = [artifacts.primary(stage)]
-            out.append(_rule(f"$(A)/{targets[0]}", common + parents + stamps, command))
+            out.append(_rule(f"$(A)/{targets[0]}", common + parents + stamps, command, stage.after))
         out.append(f"{stage.name.upper()}_OUTPUTS := {' '.join(f'$(A)/{t}' for t in targets)}\n")
     out.append(f"ARTIFACT_FILES := {' '.join(every)}\n")
     return "\n".join(out)
