@@ -1,7 +1,9 @@
-"""Staged MNIST compression pipeline: data -> train -> prune -> qat -> export -> benchmark -> report.
+"""Staged MNIST compression pipeline: data -> train -> sensitivity -> prune, structured -> qat -> export
+-> benchmark, mcu -> deploy -> report, web.
 
 Each stage is a module with ``run(cfg, ...)`` and a ``main()`` for ``python -m pipeline.<stage>``;
-``make all`` chains them through files in ``artifacts/``.
+``make all`` chains them through files in ``artifacts/``, by rules derived from the artifact
+registry (``pipeline/artifacts.py``, ``pipeline/deps.py``).
 """
 
 import os
