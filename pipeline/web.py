@@ -148,7 +148,7 @@ def run(cfg: config_mod.Config) -> Path | None:
     stage.record(
         cfg,
         "web",
-        [final],
+        [final / "index.html", final],  # the page is Make's target, as for every stage its primary output
         [*paths, cfg.artifacts / "benchmark.json"],
         started,
         onnxruntime_web=pinned_version(),

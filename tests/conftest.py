@@ -44,9 +44,17 @@ def mnist(mnist_cache) -> dict[str, np.ndarray]:
     return data.load(mnist_cache)
 
 
+def make_env(artifacts: Path) -> dict[str, str]:
+    """What a user's ``make`` gets: the smoke profile in ``artifacts``, this virtualenv, no SET, and none
+    of a parent make's variables (under ``make test`` they name a jobserver the child cannot use)."""
+    parent = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    env = {k: v for k, v in os.environ.items() if k not in parent}
+    return env | {"PROFILE": "smoke", "ARTIFACTS": str(artifacts), "VENV": sys.prefix, "SET": ""}
+
+
 def make(target: str, artifacts: Path, *flags: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``make`` in the repo for the smoke profile, with this interpreter's virtualenv."""
-    env = os.environ | {"PROFILE": "smoke", "ARTIFACTS": str(artifacts), "VENV": sys.prefix, "SET": ""}
+    env = make_env(artifacts)
     cmd = ["make", "--no-print-directory", f"VENV={sys.prefix}", *flags, target]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     if check and done.returncode != 0:

@@ -6,13 +6,13 @@ what it would run; no stage runs.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import make_env
 
 from pipeline import artifacts, deps
 from pipeline import config as config_mod
@@ -21,9 +21,8 @@ REPO = config_mod.REPO_ROOT
 
 
 def make(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    env = os.environ | {"PROFILE": "smoke", "ARTIFACTS": str(folder), "SET": ""}
     cmd = ["make", "--no-print-directory", f"VENV={sys.prefix}", *args]
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    return subprocess.run(cmd, cwd=REPO, env=make_env(folder), capture_output=True, text=True, check=False)
 
 
 def plan(folder: Path, *args: str) -> list[str]:
@@ -38,8 +37,7 @@ def plan(folder: Path, *args: str) -> list[str]:
 def built(tmp_path) -> Path:
     """An artifacts folder in which every stage's output exists and is newer than all it depends on."""
     folder = tmp_path / "artifacts"
-    env = os.environ | {"PROFILE": "smoke", "ARTIFACTS": str(folder), "SET": ""}
-    subprocess.run([sys.executable, "-m", "pipeline.deps", str(tmp_path / "deps.mk")], env=env, check=True)
+    subprocess.run([sys.executable, "-m", "pipeline.deps", str(tmp_path / "deps.mk")], env=make_env(folder), check=True)
     outputs = [a.name for a in artifacts.ARTIFACTS] + [artifacts.primary(s) for s in artifacts.STAGES]
     for name in outputs:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
