@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import config, data, web
+from pipeline import config, data, stage, web
 from runtime import Classifier
 from runtime.metadata import mnist_to_float
 from runtime.preprocess import PreprocessError
@@ -172,7 +172,8 @@ def test_site_holds_the_page_the_models_and_only_the_wasm_backend(site, smoke_ar
     page = {p.name for p in web.page_files()}
     assert names == page | onnx | set(web.RUNTIME_FILES)
     assert (site / "ort-wasm-simd-threaded.wasm.gz").is_file()
-    record = json.loads((site.parent / "records" / "web.json").read_text())
+    where = config.load("smoke", site.parent, overrides=[])
+    record = json.loads(stage.record_path(where, site / "index.html").read_text())
     assert record["stage"] == "web" and record["gzip_bytes"] < record["bytes"]
 
 
