@@ -63,6 +63,22 @@ def make(target: str, artifacts: Path, *flags: str, check: bool = True) -> subpr
 
 
 @pytest.fixture(scope="session")
+def runtime_only_python(tmp_path_factory) -> str:
+    """The interpreter of a fresh virtualenv holding `pip install '.[runtime]'` of this checkout only."""
+    clone = tmp_path_factory.mktemp("clone")  # what a fresh clone holds, without artifacts/ or build leftovers
+    for name in ("runtime", "pipeline"):
+        shutil.copytree(REPO / name, clone / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, clone / name)
+    venv = tmp_path_factory.mktemp("runtime-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    subprocess.run([*pip, "install", ".[runtime]"], check=True, timeout=600, cwd=clone)
+    return python
+
+
+@pytest.fixture(scope="session")
 def smoke_artifacts(tmp_path_factory, mnist_cache) -> Path:
     """A folder with every artifact of `make all PROFILE=smoke`, the report included."""
     where = Path(os.environ.get("SMOKE_ARTIFACTS") or tmp_path_factory.mktemp("smoke"))
