@@ -119,9 +119,17 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "export",
         "int8",
         "ort_static_int8",
-        "onnxruntime static int8 (QOperator)",
+        "onnxruntime static int8: QDQ, uint8 x uint8, exact on every CPU",
     ),
-    _a("pruned_qat_int8.onnx", "pruned_qat_int8.tflite", "export", "int8", "from_tflite", "the pruned QAT model, int8"),
+    _a(
+        "pruned_qat_int8.onnx",
+        "pruned_qat_int8.tflite",
+        "export",
+        "int8",
+        "from_tflite",
+        "the pruned QAT model, int8 (as uint8: exact on every CPU)",
+        passes=("uint8_offset",),
+    ),
     _a("structured_fp32.onnx", "structured.keras", "export", "fp32", "tf2onnx", "the structured model in ONNX"),
     _a(
         "structured_qat_int8.onnx",
@@ -129,7 +137,8 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "export",
         "int8",
         "from_tflite",
-        "the structured QAT model, int8",
+        "the structured QAT model, int8 (as uint8: exact on every CPU)",
+        passes=("uint8_offset",),
     ),
     _a(
         "structured_w8.onnx",
@@ -153,6 +162,8 @@ def of_stage(stage: str) -> list[Artifact]:
 SELECTORS = {
     "*": lambda a: True,
     "int8.tflite": lambda a: a.format == "tflite" and a.precision == "int8",  # what a microcontroller runs
+    "onnx": lambda a: a.format == "onnx",
+    "tflite": lambda a: a.format == "tflite",
 }
 
 
@@ -220,9 +231,17 @@ STAGES: tuple[Stage, ...] = (
         about="the int8 models in TFLite Micro: accuracy, flash, arena",
     ),
     Stage(
+        "parity",
+        ("data", "parity"),
+        inputs=(DATA, "onnx", "tflite", "web/*"),  # web/: the wasm tier runs web/parity.mjs
+        outputs=("parity.json",),
+        after=("benchmark.json",),  # minutes of emulation: never beside the benchmark while it times
+        about="every ONNX artifact on every CPU tier (emulated AVX2, SSE, aarch64, wasm) and its TFLite twin",
+    ),
+    Stage(
         "deploy",
         ("deploy",),
-        inputs=("benchmark.json", "mcu.json"),
+        inputs=("benchmark.json", "mcu.json", "parity.json"),
         outputs=("deploy.json", "model.onnx", "mcu/model_data.h", "mcu/model_data.cc", "mcu/README.md"),
         about="pick per target; model.onnx and the MCU firmware files",
     ),
@@ -243,7 +262,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "report",
         (),
-        inputs=(DATA, "benchmark.json", "deploy.json", "sensitivity.json"),  # primaries: other outputs come first
+        inputs=(DATA, "benchmark.json", "deploy.json", "sensitivity.json", "parity.json"),  # primaries: others first
         outputs=("report.json", "report.md", "MODEL_CARD.md"),
         about="render the report",
     ),

@@ -6,12 +6,14 @@
 Each artifact is made from its parent by its recipe (``RECIPES``): TensorFlow's TFLite
 converter; tf2onnx; onnxruntime's static quantiser; tf2onnx from an int8 TFLite file, so the
 ONNX model holds int8 weights rather than float weights wrapped in fake-quant nodes; or an
-ONNX graph pass. Every ONNX model passes ``onnx.checker`` and carries the runtime's
+ONNX graph pass. Every int8 ONNX file is uint8 x uint8 QDQ: the kernels onnxruntime runs
+exactly on every CPU (``graph.uint8_offset``). Every ONNX model passes ``onnx.checker`` and carries the runtime's
 ``metadata_props``; every file gets its record in ``records/``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import time
@@ -50,11 +52,16 @@ def tf2onnx_keras(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, o
 
     signature = [tf.TensorSpec([None, 28, 28, 1], tf.float32, name="image")]
     model, _ = tf2onnx.convert.from_keras(_keras(parent), input_signature=signature, opset=cfg.export.onnx_opset)
-    onnx_io.save(model, output, ModelSpec(source=a.parent))
+    onnx_io.save(graph.drop_unused(model), output, ModelSpec(source=a.parent, name=a.name))
 
 
 def ort_static_int8(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, output: Path) -> None:
-    """onnxruntime static PTQ: QOperator (QLinearConv/QLinearMatMul), uint8 activations, int8 weights."""
+    """onnxruntime static PTQ in QDQ form (standard ops only), uint8 activations and uint8 weights.
+
+    uint8 x uint8 because those are the kernels onnxruntime runs exactly on every CPU: its
+    uint8 x int8 and int8 x int8 kernels saturate on x86 without VNNI (see graph.uint8_offset).
+    Weights are symmetric per output channel (zero point 128): int8's range, stored as uint8.
+    """
     import onnx
     from onnxruntime import quantization as q
 
@@ -74,20 +81,31 @@ def ort_static_int8(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path,
             str(pre),
             str(quantised),
             Reader(),
-            quant_format=q.QuantFormat.QOperator,
+            quant_format=q.QuantFormat.QDQ,
             activation_type=q.QuantType.QUInt8,
-            weight_type=q.QuantType.QInt8,
+            weight_type=q.QuantType.QUInt8,
             per_channel=True,
             calibrate_method=q.CalibrationMethod.MinMax,
+            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False},
         )
-        onnx_io.save(onnx.load(str(quantised)), output, ModelSpec(source=a.parent))
+        onnx_io.save(graph.drop_unused(onnx.load(str(quantised))), output, ModelSpec(source=a.parent, name=a.name))
 
 
 def from_tflite(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, output: Path) -> None:
+    """tf2onnx of an int8 TFLite model (QDQ, standard ops), then the entry's ``passes`` (``uint8_offset``)."""
     import tf2onnx
 
     model, _ = tf2onnx.convert.from_tflite(str(parent), opset=cfg.export.onnx_opset)
-    onnx_io.save(model, output, tflite_io.spec(parent, source=a.parent))
+    passes = a.params.get("passes", ())
+    spec = tflite_io.spec(parent, source=a.parent)
+    if "uint8_offset" in passes:  # the same integers, 128 higher: the zero points follow
+        spec = dataclasses.replace(
+            spec,
+            input_dtype="uint8",
+            input_zero_point=spec.input_zero_point + 128,
+            output_zero_point=spec.output_zero_point + 128,
+        )
+    onnx_io.save(graph.apply(model, passes), output, dataclasses.replace(spec, name=a.name))
 
 
 def graph_passes(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, output: Path) -> None:
@@ -96,7 +114,7 @@ def graph_passes(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, ou
 
     passes = a.params["passes"]
     spec = onnx_io.metadata(onnx.load(str(parent)))
-    spec |= {"source": a.parent}
+    spec |= {"source": a.parent, "name": a.name}
     spec |= {"output": "logits"} if "drop_softmax" in passes else {}
     spec |= {"layout": "NCHW"} if "nchw_input" in passes else {}
     onnx_io.save(graph.apply(onnx.load(str(parent)), passes), output, ModelSpec.from_props(spec))

@@ -19,6 +19,17 @@ which only move data pay as much as those that shrink arithmetic:
   at load, so the file is 4x smaller and runs at float speed wherever it is loaded. (A
   DequantizeLinear would be kept by the default QDQ fusion and run as int8 kernels, or
   re-dequantised on every call, unless the loader turns that fusion off.)
+- ``uint8_offset``: re-encodes an int8 QDQ model (TFLite's convention: int8 activations, int8
+  weights) as uint8 activations and uint8 weights with every zero point raised by 128. Each
+  quantised value and its zero point move together, so every real value, and every integer
+  (q - zero_point) a kernel multiplies, is unchanged: the outputs are the same integers plus 128.
+  What changes is the kernel onnxruntime picks: for int8 activations and int8 weights (and
+  uint8 x int8) its x86 kernels without VNNI add pairs of products in 16 bits with saturation
+  (``vpmaddubsw``), so an AVX2 CPU gives other outputs than an AVX-512 VNNI, SSE or ARM one; its
+  uint8 x uint8 kernels widen to 16 bits before they multiply and are exact on every CPU.
+
+``apply`` ends by dropping initialisers no node reads any more (a removed Reshape leaves its shape
+behind), which onnxruntime would otherwise warn about every time it loads the file.
 """
 
 from __future__ import annotations
@@ -34,6 +45,15 @@ def apply(model: onnx.ModelProto, passes: tuple[str, ...] | list[str]) -> onnx.M
         if name not in PASSES:
             raise ValueError(f"unknown graph pass {name!r}; known: {', '.join(PASSES)}")
         model = PASSES[name](model)
+    return drop_unused(model)
+
+
+def drop_unused(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Remove the initialisers that no node and no graph output reads."""
+    graph = model.graph
+    read = {i for node in graph.node for i in node.input} | {o.name for o in graph.output}
+    for t in [t for t in graph.initializer if t.name not in read]:
+        graph.initializer.remove(t)
     return model
 
 
@@ -136,9 +156,34 @@ def int8_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def uint8_offset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """int8 QDQ tensors (zero points, DequantizeLinear'd initialisers, graph inputs and outputs) as uint8, + 128."""
+    graph = model.graph
+    initialisers = {t.name: t for t in graph.initializer}
+    quantised = set()
+    for node in graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            quantised.update(node.input[2:3])  # the zero point
+            if node.op_type == "DequantizeLinear" and node.input[0] in initialisers:
+                quantised.add(node.input[0])  # a stored weight (int32 biases are left alone)
+    for name in sorted(quantised):
+        t = initialisers.get(name)
+        if t is not None and t.data_type == onnx.TensorProto.INT8:
+            shifted = (numpy_helper.to_array(t).astype(np.int16) + 128).astype(np.uint8)
+            t.CopyFrom(numpy_helper.from_array(shifted, name))
+    for value in (*graph.input, *graph.output):
+        if value.type.tensor_type.elem_type == onnx.TensorProto.INT8:
+            value.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    leftover = [t.name for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    if leftover:
+        raise ValueError(f"int8 initialisers outside Quantize/DequantizeLinear: {', '.join(leftover[:3])}")
+    return model
+
+
 PASSES = {
     "drop_softmax": drop_softmax,
     "nchw_input": nchw_input,
     "flatten_channels_first": flatten_channels_first,
     "int8_weights": int8_weights,
+    "uint8_offset": uint8_offset,
 }

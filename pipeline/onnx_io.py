@@ -40,5 +40,5 @@ def save(model: onnx.ModelProto, path: Path, spec: ModelSpec | None = None, doc:
         set_metadata(model, spec)
     if doc is not None:
         model.doc_string = doc
-    onnx.checker.check_model(model)
+    onnx.checker.check_model(model, full_check=True)  # with shape inference: what other consumers run
     stage.write_bytes(path, model.SerializeToString())

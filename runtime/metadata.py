@@ -11,6 +11,7 @@ any of them (fp32 or int8, NHWC or NCHW, with or without softmax) without flags:
     output_scale      dequantise an integer output: (q - zero_point) * scale (1 and 0 for float)
     output_zero_point
     labels            JSON list of the class names, in output order
+    name              the artifact itself, e.g. "structured_w8.onnx" (model.onnx keeps its artifact's name)
     source            the artifact the model was exported from, e.g. "pruned_qat.keras"
     preprocessing     the image normalisation the model was trained with (PREPROCESSING)
     test_accuracy     accuracy on the MNIST test set, once benchmarked (absent before)
@@ -51,6 +52,7 @@ class ModelSpec:
     output_scale: float = 1.0
     output_zero_point: int = 0
     labels: tuple[str, ...] = DIGITS
+    name: str = ""
     source: str = ""
     preprocessing: str = PREPROCESSING
     test_accuracy: float | None = None
@@ -86,6 +88,7 @@ class ModelSpec:
                 output_scale=float(props.get("output_scale", 1.0)),
                 output_zero_point=int(props.get("output_zero_point", 0)),
                 labels=tuple(json.loads(props["labels"])),
+                name=props.get("name", ""),
                 source=props.get("source", ""),
                 preprocessing=props.get("preprocessing", ""),
                 test_accuracy=float(props["test_accuracy"]) if "test_accuracy" in props else None,

@@ -99,3 +99,70 @@ def test_int8_weights_fold_to_float_at_load_under_any_options(fp32, options, tmp
     int8 storage (no Cast, Mul, DequantizeLinear or QLinear* node): the model computes in float."""
     ops = optimised_ops(graph.int8_weights(copy(fp32)), options(), tmp_path)
     assert not {op for op in ops if op in ("Cast", "Mul", "DequantizeLinear") or op.startswith("QLinear")}, ops
+
+
+def _int8_qdq(tmp_path, fp32: onnx.ModelProto) -> onnx.ModelProto:
+    """``fp32`` quantised by onnxruntime as TFLite does it: QDQ, int8 activations, symmetric int8 weights."""
+    from onnxruntime import quantization as q
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"image": tiny_onnx.images(16, seed=s)} for s in range(4)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    (tmp_path / "fp32.onnx").write_bytes(fp32.SerializeToString())
+    q.quantize_static(
+        str(tmp_path / "fp32.onnx"),
+        str(tmp_path / "int8.onnx"),
+        Reader(),
+        quant_format=q.QuantFormat.QDQ,
+        activation_type=q.QuantType.QInt8,
+        weight_type=q.QuantType.QInt8,
+        per_channel=True,
+    )
+    return onnx.load(str(tmp_path / "int8.onnx"))
+
+
+def test_uint8_offset_computes_exactly_what_the_int8_model_computes(tmp_path, fp32):
+    int8 = _int8_qdq(tmp_path, fp32)
+    shifted = graph.uint8_offset(copy(int8))
+    onnx.checker.check_model(shifted, full_check=True)
+    stored = {t.data_type for t in shifted.graph.initializer}
+    assert onnx.TensorProto.INT8 not in stored and onnx.TensorProto.UINT8 in stored
+    x = tiny_onnx.images(200, seed=7)
+    np.testing.assert_array_equal(run(shifted, x), run(int8, x))  # both sessions, to the bit
+    np.testing.assert_array_equal(run(shifted, x, session_options()), run(int8, x, session_options()))
+
+
+def test_uint8_offset_moves_int8_graph_inputs_and_outputs_with_their_zero_points():
+    q = onnx.helper
+    nodes = [
+        q.make_node("DequantizeLinear", ["x", "s", "zp"], ["real"]),
+        q.make_node("Relu", ["real"], ["r"]),
+        q.make_node("QuantizeLinear", ["r", "s", "zp"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.float32(0.5), "s"), numpy_helper.from_array(np.int8(-3), "zp")]
+    model = q.make_model(
+        q.make_graph(
+            nodes,
+            "io",
+            [q.make_tensor_value_info("x", onnx.TensorProto.INT8, [4])],
+            [q.make_tensor_value_info("y", onnx.TensorProto.INT8, [4])],
+            inits,
+        ),
+        opset_imports=[q.make_opsetid("", 17)],
+    )
+    x = np.array([-128, -3, 0, 127], np.int8)
+    before = run(model, x).astype(np.int16)
+    shifted = graph.uint8_offset(copy(model))
+    after = run(shifted, (x.astype(np.int16) + 128).astype(np.uint8)).astype(np.int16)
+    np.testing.assert_array_equal(after, before + 128)
+
+
+def test_apply_drops_initialisers_no_node_reads(fp32):
+    fast = graph.apply(copy(fp32), ("nchw_input",))  # removes the Reshape that read "nchw"
+    names = {t.name for t in fast.graph.initializer}
+    assert "nchw" not in names
+    assert names <= {i for n in fast.graph.node for i in n.input}

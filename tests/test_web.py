@@ -178,11 +178,12 @@ def test_site_holds_the_page_the_models_and_only_the_wasm_backend(site, smoke_ar
 
 
 @pytest.mark.slow
-def test_page_loads_from_the_server_alone_and_works_offline(chromium, url):
+def test_page_loads_from_the_server_alone_and_works_offline(chromium, url, smoke_artifacts):
     requests = []
     page = open_page(chromium, url, requests)
     info = page.evaluate("window.mnistEdge.ready")
-    assert info["model"] == "model.onnx" and "model.onnx" in page.inner_text("#status")
+    deployed = json.loads((smoke_artifacts / "deploy.json").read_text())["deployed"]
+    assert info["model"] == "model.onnx" and f"model.onnx ({deployed}, " in page.inner_text("#status")
     assert all(r.startswith(url) for r in requests), requests
     assert {r.rsplit("/", 1)[1] for r in requests if r.endswith((".wasm", ".mjs"))} == set(web.RUNTIME_FILES)
     page.context.set_offline(True)

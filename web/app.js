@@ -32,9 +32,11 @@ async function start() {
   const name = modelName();
   const model = await loadModel(name);
   const accuracy =
-    model.spec.testAccuracy === null ? "" : `, ${(100 * model.spec.testAccuracy).toFixed(2)} % on the MNIST test set`;
-  $("#status").textContent =
-    `${name} (${model.spec.source || "pipeline model"}${accuracy}), onnxruntime-web on WebAssembly. Draw a digit.`;
+    model.spec.testAccuracy === null ? "" : `${(100 * model.spec.testAccuracy).toFixed(2)} % on the MNIST test set`;
+  // The artifact's own name (metadata "name"): model.onnx is a copy of one, say structured_w8.onnx.
+  const artifact = model.spec.name && model.spec.name !== name ? model.spec.name : "";
+  const about = [artifact, accuracy].filter(Boolean).join(", ");
+  $("#status").textContent = `${name}${about ? ` (${about})` : ""}, onnxruntime-web on WebAssembly. Draw a digit.`;
   document.body.dataset.state = "ready";
   return model;
 }

@@ -73,6 +73,7 @@ export class ModelSpec {
       outputScale: number(props, "output_scale", 1, Number),
       outputZeroPoint: number(props, "output_zero_point", 0, int),
       labels: labels.map(String),
+      name: props.name ?? "",
       source: props.source ?? "",
       preprocessing: props.preprocessing ?? "",
       testAccuracy: "test_accuracy" in props ? Number(props.test_accuracy) : null,
