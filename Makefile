@@ -36,7 +36,7 @@ BUILD := build
 # pipeline.deps imports only the standard library, so it runs before the virtualenv exists.
 BOOT := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 
-.PHONY: all help install data train sensitivity prune structured qat export bench benchmark mcu deploy device-kit report sweep web serve \
+.PHONY: all help install data train sensitivity prune structured qat export bench benchmark mcu parity deploy device-kit report sweep web serve \
 	test test-fast test-arm lint format clean
 .DELETE_ON_ERROR:
 
@@ -78,6 +78,7 @@ qat: $(QAT_OUTPUTS)  ## quantisation-aware fine-tuning of every QAT model in the
 export: $(EXPORT_OUTPUTS)  ## every TFLite and ONNX artifact in the registry
 benchmark: $(BENCHMARK_OUTPUTS)  ## measure every artifact, if anything changed
 mcu: $(MCU_OUTPUTS)  ## run every int8 model in TFLite Micro: accuracy, flash, arena
+parity: $(PARITY_OUTPUTS)  ## every ONNX artifact on emulated AVX2, SSE-only, aarch64 and wasm CPUs: the same digits?
 deploy: $(DEPLOY_OUTPUTS)  ## pick the model per target, write model.onnx and the MCU firmware files
 web: $(WEB_OUTPUTS)  ## the browser target: a static site in artifacts/web (skipped in one line without npm)
 serve: | $(INSTALLED)  ## serve artifacts/web on http://127.0.0.1:8000/ (PORT=...; any static host works too)
@@ -101,7 +102,7 @@ test: lint  ## lint and the whole test suite, emulated ARM included (what CI run
 	$(PY) -m pytest
 
 test-fast: $(INSTALLED)  ## the unit tests: no smoke pipeline, no network, no emulation
-	$(PY) -m pytest -m "not slow and not network and not arm"
+	$(PY) -m pytest -m "not slow and not network and not arm and not emulated"
 
 test-arm: $(INSTALLED)  ## the device kit on emulated 64-bit ARM (qemu-user-static); builds build/arm/ once
 	$(PY) -m pytest -m arm

@@ -145,6 +145,16 @@ class BenchConfig:
     throughput_seconds: float = 0.5  # time spent measuring throughput per artifact
 
 
+TIER_KEYS = ("host", "haswell", "nehalem", "aarch64", "wasm")  # pipeline.measure.tiers, in the order reported
+
+
+@dataclass(frozen=True)
+class ParityConfig:
+    images: int = 1000  # images every ONNX artifact runs on per tier: half from validation, half from test
+    tiers: tuple[str, ...] = TIER_KEYS[1:]  # compared with the host (TIER_KEYS); none may be left out silently
+    timeout: float = 1800.0  # seconds one tier may take before it is stopped (emulation is 10-100x slower)
+
+
 @dataclass(frozen=True)
 class DeployConfig:
     max_accuracy_drop: float = 0.1  # percentage points of validation accuracy a deployable model may lose
@@ -164,6 +174,7 @@ class Config:
     qat: QATConfig = field(default_factory=QATConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
+    parity: ParityConfig = field(default_factory=ParityConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
     sensitivity: SensitivityConfig = field(default_factory=SensitivityConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
@@ -293,6 +304,9 @@ def _validate(cfg: Config) -> None:
         epochs = values.epochs
         check(isinstance(epochs, int) and epochs >= 1, f"{section}.epochs", epochs, "must be an integer >= 1")
         check(0 < values.learning_rate < 1, f"{section}.learning_rate", values.learning_rate, "must be in (0, 1)")
+    check(cfg.parity.images >= 2, "parity.images", cfg.parity.images, "must be >= 2")
+    for key in cfg.parity.tiers:
+        check(key in TIER_KEYS[1:], "parity.tiers", cfg.parity.tiers, f"each must be one of {', '.join(TIER_KEYS[1:])}")
     check(cfg.train.batch_size >= 1, "train.batch_size", cfg.train.batch_size, "must be >= 1")
     check(0 <= cfg.train.shift_pixels <= 6, "train.shift_pixels", cfg.train.shift_pixels, "must be in [0, 6]")
     for section, p in (("prune", cfg.prune), ("structured.fine_tune", cfg.structured.fine_tune)):

@@ -5,9 +5,10 @@
 Decisions use the validation split; the test set is only reported. The deployed ONNX model
 follows one rule, stated in ``deploy.json`` and the report: among the ONNX artifacts whose
 validation accuracy is within ``deploy.max_accuracy_drop`` percentage points of the
-baseline's, the fastest at batch 1 under onnxruntime's *default* options (how any
-onnxruntime host loads it; p50s within ``deploy.latency_tie`` of the fastest are a tie,
-broken by gzip size); if none qualifies, the most accurate ONNX artifact on validation.
+baseline's and whose digits agree on every CPU tier of ``parity.json``, the fastest at batch 1
+under onnxruntime's *default* options (how any onnxruntime host loads it; p50s within
+``deploy.latency_tie`` of the fastest are a tie, broken by gzip size); if none qualifies, the
+most accurate ONNX artifact on validation.
 The same rule picks per target (onnxruntime with the runtime's options, LiteRT); for
 microcontrollers (TFLite Micro, from ``mcu.json``) the smallest flash + arena among the int8
 models within the bar on validation, written as firmware files to ``mcu/``. The deployed
@@ -40,6 +41,7 @@ TARGETS = (
     ("onnxruntime, runtime options", "onnx", "latency_us", "p50 with the runtime's session options"),
     ("LiteRT", "tflite", "latency_us", "p50 on LiteRT"),
 )
+PARITY_RULE = ", among those whose digits agree on every CPU tier of parity.json"
 DEPLOYED_TARGET = TARGETS[0][0]  # model.onnx must be fast wherever it is loaded
 MCU_TARGET = "TFLite Micro"
 MCU_RULE = (
@@ -78,9 +80,17 @@ def choose(
     return min(rows, key=lambda a: (-a[key], *fastest(a)))["name"], [], True
 
 
-def pick(bench: dict, cfg: config_mod.Config, fmt: str, speed: str, key: str = "val_accuracy") -> dict:
-    """The rule applied to the artifacts of format ``fmt``."""
-    rows = [a for a in bench["artifacts"] if a["format"] == fmt]
+def pick(
+    bench: dict,
+    cfg: config_mod.Config,
+    fmt: str,
+    speed: str,
+    *,
+    key: str = "val_accuracy",
+    exclude: frozenset = frozenset(),
+) -> dict:
+    """The rule applied to the artifacts of format ``fmt``, less ``exclude`` (digits that differ between CPUs)."""
+    rows = [a for a in bench["artifacts"] if a["format"] == fmt and a["name"] not in exclude]
     if not rows:
         raise stage.PipelineError(f"benchmark.json lists no {fmt} artifact: run `make bench`")
     base = next(a for a in bench["artifacts"] if a["name"] == bench["baseline"])
@@ -160,18 +170,26 @@ def doc_string(a: dict, baseline: dict) -> str:
     )
 
 
-def decide(bench: dict, cfg: config_mod.Config, mcu_measured: dict | None = None) -> dict:
-    """Every target's pick, the deployed model, and how it compares: the content of deploy.json."""
+def unstable(parity: dict | None) -> frozenset:
+    """The ONNX artifacts whose digits differ between the CPU tiers of parity.json (none without it)."""
+    return frozenset(a["name"] for a in (parity or {}).get("artifacts", []) if not a["agree"])
+
+
+def decide(bench: dict, cfg: config_mod.Config, mcu_measured: dict | None = None, parity: dict | None = None) -> dict:
+    """Every target's pick, the deployed model, and how it compares: the content of deploy.json.
+    ONNX targets pick only among artifacts whose digits agree on every CPU tier of ``parity``."""
     by_name = {a["name"]: a for a in bench["artifacts"]}
     base = bench["baseline"]
     if base not in by_name or "val_accuracy" not in by_name[base]:
         raise stage.PipelineError(f"benchmark.json lacks {base} or validation accuracies: rerun `make bench`")
     d = cfg.deploy
     targets = []
+    exclude = unstable(parity)
     for target, fmt, speed, timed in TARGETS:
-        chosen = pick(bench, cfg, fmt, speed)
+        chosen = pick(bench, cfg, fmt, speed, exclude=exclude)
         rule = RULE.format(fmt=fmt.upper(), drop=d.max_accuracy_drop, baseline=base, tie=d.latency_tie, speed=timed)
-        by_test = pick(bench, cfg, fmt, speed, key="accuracy")["pick"]
+        rule += PARITY_RULE if fmt == "onnx" and parity else ""
+        by_test = pick(bench, cfg, fmt, speed, key="accuracy", exclude=exclude)["pick"]
         targets.append({"target": target, "format": fmt, "speed": speed, "rule": rule, **chosen, "test_pick": by_test})
     deployed = targets[0]["pick"]
     comparison, goals = compare(by_name, deployed, base)
@@ -188,6 +206,10 @@ def decide(bench: dict, cfg: config_mod.Config, mcu_measured: dict | None = None
         "targets": targets,
         "comparison": comparison,
         "goals": goals,
+        "parity": {
+            "tiers": [t["key"] for t in (parity or {}).get("tiers", []) if t["status"] == "ran"],
+            "excluded": sorted(exclude),
+        },
     }
 
 
@@ -219,7 +241,11 @@ def run(cfg: config_mod.Config) -> Path:
         raise stage.PipelineError(f"{path} is missing: run `make bench` first")
     bench = schemas.check(json.loads(path.read_text()), "benchmark", path)
     measured = json.loads((a / "mcu.json").read_text()) if (a / "mcu.json").is_file() else None
-    decision = decide(bench, cfg, measured)
+    parity_path = a / "parity.json"
+    parity = (
+        schemas.check(json.loads(parity_path.read_text()), "parity", parity_path) if parity_path.is_file() else None
+    )
+    decision = decide(bench, cfg, measured, parity)
     by_name = {x["name"]: x for x in bench["artifacts"]}
     write_deployed(
         a / decision["deployed"], by_name[decision["deployed"]], by_name[bench["baseline"]], a / "model.onnx"

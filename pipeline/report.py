@@ -95,6 +95,8 @@ def render(
         report["sensitivity_table"] = sensitivity.table(report["sensitivity"])
         report["figures"]["sensitivity"] = f"{FIGURES}/sensitivity.png"
         sensitivity.plot(report["sensitivity"], a / report["figures"]["sensitivity"])
+    if (a / "parity.json").is_file():
+        report["parity"] = schemas.check(json.loads((a / "parity.json").read_text()), "parity", a / "parity.json")
     sweep_file = a / "sweep.json"
     if sweep_file.is_file():  # `make sweep` ran: its Pareto plots beside the pipeline's artifacts
         from pipeline import sweep

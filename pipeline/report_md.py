@@ -10,6 +10,7 @@ which this document embeds); ``targets_table`` and ``per_class_table`` serve the
 from __future__ import annotations
 
 from pipeline.report_text import _p50, table
+from pipeline.reporting import matrix
 
 
 def session_table(sessions: dict | None) -> str:
@@ -116,8 +117,13 @@ def _test_flag(sel: dict, deployed: str) -> str:
 
 
 def _shown_target(t: dict) -> str:
-    v = t["value"]
-    return "-" if v is None else f"{v:+.2f} pp" if t["key"].endswith("_pp") else f"{v:.2f}x"
+    """A goal's value in its unit, which its key's suffix names: _pp, _kb, else a ratio."""
+    v, key = t["value"], t["key"]
+    if v is None:
+        return "-"
+    if key.endswith("_pp"):
+        return f"{v:+.2f} pp"
+    return f"{v:,.2f} KB" if key.endswith("_kb") else f"{v:.2f}x"
 
 
 def markdown(report: dict) -> str:
@@ -183,7 +189,7 @@ default QDQ fusion does to the int8-compute models. The runtime settings, p50 µ
 
 {session_table(report.get("session_options"))}
 
-{sensitivity_section(report)}{sweep_section(report)}## Accuracy vs size
+{matrix.section(report.get("parity"))}{sensitivity_section(report)}{sweep_section(report)}## Accuracy vs size
 
 ![accuracy vs gzip size]({fig["pareto"]})
 

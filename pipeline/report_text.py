@@ -10,6 +10,8 @@ Pure functions of that dict: nothing is measured, read, decided or written here 
 from __future__ import annotations
 
 from pipeline.deploy import BASELINE_ONNX, BASELINE_TFLITE
+from pipeline.devices import KEY_ISA
+from pipeline.reporting import matrix
 
 FORMAT_ORDER = {"keras": 0, "tflite": 1, "onnx": 2}  # table order: by format, then as benchmarked (lineage)
 
@@ -57,6 +59,9 @@ def verdict(report: dict) -> str:
             r = c[key]
             speed = f"{1 / r:.1f}x faster" if r <= 1 else f"{r:.1f}x slower"
             text += f", {speed} than {ref} on {by_name[ref].get('runtime')} ({_p50(by_name[ref], field):,.1f} µs)"
+    text += f". {measured_on(report)}"
+    if report.get("parity"):
+        text += f". {matrix.summary(report['parity'])}"
     met = [t for t in report["goals"] if t["met"]]
     missed = [t["target"] for t in report["goals"] if t["met"] is False]
     unknown = [t["target"] for t in report["goals"] if t["met"] is None]
@@ -64,7 +69,24 @@ def verdict(report: dict) -> str:
     text += f"; missed: {'; '.join(missed)}" if missed else ""
     text += f"; not measured: {'; '.join(unknown)}" if unknown else ""
     picks = "; ".join(f"{t['target']}: {t['pick']}" for t in report.get("targets", []))
-    return text + (f". Pick per target: {picks}." if picks else ".")
+    text += f". Pick per target: {picks}" if picks else ""
+    elsewhere = [p for p in report.get("devices", {}).get("picks", [])[1:] if p["pick"] not in (None, name)]
+    if elsewhere:
+        text += ". On other devices measured the fastest qualifying model differs: "
+        text += "; ".join(f"{p['device']}: {p['pick']}" for p in elsewhere)
+    return text + "."
+
+
+def measured_on(report: dict) -> str:
+    """Which CPU the latency figures (and so the speed goals) are of: they hold for that ISA tier only."""
+    env = report["environment"]
+    machine = env.get("machine") or {}
+    isa = [f for f in KEY_ISA if f in machine.get("isa", [])]
+    flags = f" ({' '.join(isa)})" if isa else ""
+    return (
+        f"Latencies, and so the speed goals and the pick, are of this build machine: {env['cpu']}{flags}, "
+        f"{env['cores']} cores; another CPU can rank the models differently (see Per device)"
+    )
 
 
 # (header, field, number format, scale); a dotted field reads a nested one. The terminal shows SUMMARY_COLUMNS.

@@ -1,4 +1,4 @@
-"""JSON Schemas of what the stages hand each other: ``benchmark.json``, ``deploy.json``, ``report.json``.
+"""JSON Schemas of what the stages hand each other: benchmark, parity, deploy and report JSON.
 
     schemas.check(json.loads(path.read_text()), "benchmark", path)   # PipelineError naming the first problem
 
@@ -104,8 +104,41 @@ REPORT = {
         "targets": DEPLOY["properties"]["targets"],
     },
 }
-SCHEMAS = {"benchmark": BENCHMARK, "deploy": DEPLOY, "report": REPORT}
-REMAKE = {"benchmark": "make bench", "deploy": "make deploy", "report": "make report"}
+CELL = {
+    "type": "object",
+    "required": ["digits_differ", "max_abs_dprob", "bit_exact"],
+    "properties": {
+        "digits_differ": {"type": "integer"},
+        "max_abs_dprob": NUMBER,
+        "bit_exact": {"type": ["boolean", "null"]},
+    },
+}
+PARITY = {
+    "type": "object",
+    "required": ["schema", "images", "sessions", "tiers", "artifacts"],
+    "properties": {
+        "schema": {"const": 1},
+        "images": {"type": "object", "required": ["count", "validation", "test"]},
+        "tiers": {
+            "type": "array",
+            "items": {"type": "object", "required": ["key", "name", "how", "status"]},
+        },
+        "artifacts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "precision", "tiers", "twins", "agree"],
+                "properties": {
+                    "tiers": {"additionalProperties": {"additionalProperties": CELL}},
+                    "twins": {"additionalProperties": CELL},
+                    "agree": {"type": "boolean"},
+                },
+            },
+        },
+    },
+}
+SCHEMAS = {"benchmark": BENCHMARK, "deploy": DEPLOY, "report": REPORT, "parity": PARITY}
+REMAKE = {"benchmark": "make bench", "deploy": "make deploy", "report": "make report", "parity": "make parity"}
 
 
 def check(document: dict, kind: str, path: Path | str) -> dict:

@@ -4,7 +4,7 @@
 
 Most edge boards are aarch64, and onnxruntime's ARM kernels are not its x86 ones. The kit is built
 from the smoke pipeline, unpacked, and its README's bench (``--quick``) and a ``runtime.classify``
-of its images run twice: on this machine and on an emulated aarch64 Linux (``tests/arm/sysroot.py``,
+of its images run twice: on this machine and on an emulated aarch64 Linux (``pipeline/measure/sysroot.py``,
 built once into ``build/arm/``). Every image must get the same digit from every model, the
 probabilities must agree closely, and the ARM JSON must be one the report accepts. Emulated
 timings mean nothing, so none is compared. Under CI a missing tool fails the test; elsewhere it skips.
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from pipeline import device_kit, devices
-from tests.arm import sysroot
+from pipeline.measure import sysroot
 
 pytestmark = pytest.mark.arm
 

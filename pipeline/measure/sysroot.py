@@ -1,9 +1,9 @@
 """An emulated aarch64 Linux with Python 3.11 and the runtime's libraries, to run the device kit on "ARM".
 
-    python tests/arm/sysroot.py [--cache build/arm]      # builds it once, then says how to run its Python
+    python -m pipeline.measure.sysroot [--cache build/arm]   # builds it once, then says how to run its Python
     build/arm/python -m runtime.bench --quick           # in an unpacked device kit: runs under qemu
 
-    from tests.arm import sysroot
+    from pipeline.measure import sysroot
     command = sysroot.ensure(Path("build/arm"))         # [qemu-aarch64-static, -L, ROOT, ROOT/usr/bin/python3.11]
 
 The recipe: Debian's ``qemu-user-static`` on the host; Debian arm64 ``python3.11`` and ``libstdc++6``
