@@ -37,7 +37,7 @@ class Runner:
     def throughput(self, x: np.ndarray, batch: int, seconds: float) -> dict | None:
         """Images per second at ``batch``, repeating over ``x`` for about ``seconds``."""
         batch_x, threads = self._throughput_input(x[:batch]), self._throughput_threads()
-        run = self._throughput_call()
+        run = self._throughput_call(len(batch_x))  # x may hold fewer images than ``batch``
         run(batch_x)
         n, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
@@ -94,7 +94,7 @@ class KerasRunner(Runner):
     def _throughput_threads(self):
         return 1  # TensorFlow's thread pools are fixed at start-up: one thread, for the latency
 
-    def _throughput_call(self):
+    def _throughput_call(self, batch: int):
         return lambda x: self.fn(x).numpy()
 
     def weights(self):
@@ -145,8 +145,8 @@ class LiteRunner(Runner):
     def _throughput_threads(self):
         return CORES
 
-    def _throughput_call(self):
-        it = self._interpreter(256, CORES)
+    def _throughput_call(self, batch: int):
+        it = self._interpreter(batch, CORES)
         inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
 
         def call(x):
@@ -206,7 +206,7 @@ class OnnxRunner(Runner):
     def _throughput_threads(self):
         return CORES
 
-    def _throughput_call(self):
+    def _throughput_call(self, batch: int):
         options = self.session_options()  # the runtime's defaults (one thread), widened to every core
         options.intra_op_num_threads = CORES
         many = self.ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
