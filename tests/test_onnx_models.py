@@ -22,7 +22,7 @@ from pipeline import artifacts, data
 from runtime.metadata import ModelSpec
 
 ONNX = [a.name for a in artifacts.ARTIFACTS if a.format == "onnx"] + ["model.onnx"]
-STANDARD = ("", "ai.onnx")  # the default domain, under either of its names
+STANDARD = ("", "ai.onnx", "ai.onnx.ml")  # ONNX's own domains (the default under either name, and ML)
 REFERENCE_IMAGES = 100  # the reference evaluator is numpy, one op at a time: slow, but exact enough
 
 
