@@ -15,7 +15,7 @@ def _cell(c: dict | None) -> str:
     """ "= " for bit-identical outputs; else digits that differ / max |delta probability|."""
     if c is None:
         return "-"
-    if c["bit_exact"]:
+    if c["bit_exact"] or (c["bit_exact"] is None and c["max_abs_dprob"] == 0):  # a twin: the same probabilities
         return "="
     return f"{c['digits_differ']} / {c['max_abs_dprob']:.0e}"
 
