@@ -95,10 +95,13 @@ class Tier:
             images.tofile(inputs)
         else:
             np.save(inputs, images)
-        done = subprocess.run(
-            [*command, str(inputs), str(out), *map(str, models)],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+        try:
+            done = subprocess.run(
+                [*command, str(inputs), str(out), *map(str, models)],
+                cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{self.key}: stopped after {timeout:g} s (config parity.timeout)") from None
         if done.returncode != 0:
             tail = "\n  ".join((done.stderr or done.stdout).strip().splitlines()[-6:])
             raise RuntimeError(f"{self.key}: {' '.join(command[:3])} ... failed:\n  {tail}")
