@@ -49,11 +49,16 @@ def apply(model: onnx.ModelProto, passes: tuple[str, ...] | list[str]) -> onnx.M
 
 
 def drop_unused(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Remove the initialisers that no node and no graph output reads."""
+    """Remove the initialisers that no node and no graph output reads, and the imports of operator
+    domains no node uses (onnxruntime's quantiser imports com.microsoft and others it did not use,
+    which a runtime without those domains may refuse)."""
     graph = model.graph
     read = {i for node in graph.node for i in node.input} | {o.name for o in graph.output}
     for t in [t for t in graph.initializer if t.name not in read]:
         graph.initializer.remove(t)
+    used = {node.domain for node in graph.node} | {""}
+    for o in [o for o in model.opset_import if o.domain not in used and o.domain != "ai.onnx"]:
+        model.opset_import.remove(o)
     return model
 
 

@@ -161,6 +161,12 @@ def test_uint8_offset_moves_int8_graph_inputs_and_outputs_with_their_zero_points
     np.testing.assert_array_equal(after, before + 128)
 
 
+def test_drop_unused_drops_imports_of_domains_no_node_uses(fp32):
+    model = copy(fp32)
+    model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    assert [o.domain for o in graph.drop_unused(model).opset_import] == [""]
+
+
 def test_apply_drops_initialisers_no_node_reads(fp32):
     fast = graph.apply(copy(fp32), ("nchw_input",))  # removes the Reshape that read "nchw"
     names = {t.name for t in fast.graph.initializer}

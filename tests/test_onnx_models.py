@@ -64,5 +64,7 @@ def test_the_reference_evaluator_gives_onnxruntimes_digits(smoke_artifacts, smok
         model = version_converter.convert_version(model, 19)
     theirs = spec.decode(ReferenceEvaluator(model).run(None, feed)[0])
     assert (ours.argmax(1) == theirs.argmax(1)).all(), f"{name}: the reference evaluator disagrees"
-    # int8 models: one output step where a requantisation rounds a float tie another way.
-    assert np.abs(ours - theirs).max() <= max(spec.output_scale, 1e-4)
+    # Float compute: float rounding. int8 compute: one step of a requantisation that rounds a float
+    # tie another way, at most 1/255 of a probability (a quantised output's step or a softmax input's).
+    int8 = artifacts.get(spec.name or name).precision == "int8"
+    assert np.abs(ours - theirs).max() <= (max(spec.output_scale, 1 / 255) + 1e-6 if int8 else 1e-4)
