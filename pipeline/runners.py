@@ -216,8 +216,15 @@ class OnnxRunner(Runner):
         from onnx import numpy_helper
 
         graph = self.onnx.load(str(self.path)).graph
-        arrays = [(t.name, numpy_helper.to_array(t)) for t in graph.initializer]
-        return _weight_stats([a for name, a in arrays if _is_weight(name, a)]) | {"macs": None}
+        arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        # A quantised weight's zero is its zero point (128 for the uint8 kernels): count zeros as real values.
+        for node in graph.node:
+            if node.op_type == "DequantizeLinear" and node.input[0] in arrays and len(node.input) > 2:
+                q, zero = arrays[node.input[0]].astype(np.int32), arrays[node.input[2]].astype(np.int32)
+                axis = next((a.i for a in node.attribute if a.name == "axis"), 1) % max(q.ndim, 1)
+                shape = [-1 if i == axis else 1 for i in range(q.ndim)] if zero.ndim else []
+                arrays[node.input[0]] = q - zero.reshape(shape)
+        return _weight_stats([a for name, a in arrays.items() if _is_weight(name, a)]) | {"macs": None}
 
 
 def open_model(path: Path, fmt: str) -> Runner:
