@@ -2,33 +2,173 @@
 
     python -m pipeline.artifacts            # the registry as a table
 
-One ``Artifact`` per model file: its name, the artifact it is made from, the stage that writes
-it, its precision, and how it is made (a recipe of that stage and its parameters). The QAT
-stage takes its models from here, export loops over its entries, the benchmark measures them
-all, the tests are parametrised over them, and the Makefile's rules are generated from them
-and from ``STAGES`` (``pipeline.deps``). A new variant is one entry here, plus its stage code
-if it is a new technique and its config if it has knobs.
+One ``Artifact`` per model file: its name, the artifact it is made from, its precision, and
+its recipe: a frozen dataclass naming the technique and the stage that runs it, whose fields
+are the technique's parameters (type, default, meaning). A parameter may default to a config
+field (``FromConfig("qat.epochs")``), so ``SET=qat.epochs=3`` reaches every entry that uses it;
+a typo in a parameter fails when this module loads, and ``check`` (run by ``pipeline.deps``
+before Make reads a rule) rejects an entry that cannot work. Every stage that writes registry
+artifacts runs once per entry (``python -m pipeline.<stage> NAME``), with its output path and
+parameters from the entry; the benchmark measures them all, the tests are parametrised over
+them, and the Makefile's rules are generated from them and from ``STAGES``. A new variant is
+one entry here; a new technique is a recipe class plus its stage code.
 
 This module imports nothing but the standard library: Make reads it before the virtualenv exists.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar
 
 FORMATS = ("keras", "tflite", "onnx")
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int8-weights")
 
 
 @dataclass(frozen=True)
+class FromConfig:
+    """A recipe parameter whose value is a config field's, e.g. ``FromConfig("qat.epochs")``: ``SET=`` reaches it."""
+
+    key: str  # "section.field" of pipeline/config.py
+
+    def __str__(self) -> str:
+        return f"config {self.key}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a stage makes an artifact: each subclass is one technique, its fields its parameters."""
+
+    KIND: ClassVar[str] = ""  # the stage's name for the technique (its RECIPES key, where it has several)
+    STAGE: ClassVar[str] = ""  # the stage that runs it
+
+    def resolved(self, cfg: object) -> Recipe:
+        """This recipe with every ``FromConfig`` parameter replaced by that field's value in ``cfg``."""
+        values = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, FromConfig):
+                value = _lookup(cfg, value.key)
+            values[f.name] = value
+        return replace(self, **values)
+
+    def params(self) -> dict:
+        """The parameters as given (a config field named as ``config section.key``): what the stamp records."""
+        return {f.name: (str(v) if isinstance(v := getattr(self, f.name), FromConfig) else v) for f in fields(self)}
+
+
+def _lookup(cfg: object, key: str) -> object:
+    for part in key.split("."):
+        if not hasattr(cfg, part):
+            raise ValueError(f"config has no field {key!r} (pipeline/config.py)")
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+@dataclass(frozen=True)
+class Train(Recipe):
+    """The larger CNN from scratch; every setting is config ``train``."""
+
+    KIND = "train"
+    STAGE = "train"
+
+
+@dataclass(frozen=True)
+class MagnitudePrune(Recipe):
+    """tfmot magnitude pruning of the parent, per-layer shares from the sensitivity (config ``prune``)."""
+
+    final_sparsity: float | FromConfig = FromConfig("prune.final_sparsity")  # fraction of kernel weights made 0
+
+    KIND = "magnitude_prune"
+    STAGE = "prune"
+
+
+@dataclass(frozen=True)
+class Narrow(Recipe):
+    """The parent's strongest filters and units by L1 norm, fine-tuned (config ``structured``)."""
+
+    widths: tuple[int, ...] | FromConfig | None = FromConfig("structured.widths")  # conv1, conv2, dense1, dense2
+
+    KIND = "narrow"
+    STAGE = "structured"
+
+
+@dataclass(frozen=True)
+class QAT(Recipe):
+    """tfmot quantisation-aware fine-tuning of the parent (config ``qat``)."""
+
+    preserve_sparsity: bool = False  # PQAT: the sparsity-preserving scheme keeps the parent's zeros
+    epochs: int | FromConfig = FromConfig("qat.epochs")  # fine-tuning epochs
+
+    KIND = "qat"
+    STAGE = "qat"
+
+
+@dataclass(frozen=True)
+class TFLite(Recipe):
+    """TensorFlow's TFLite converter at the artifact's precision."""
+
+    calibrate: bool = False  # full-integer: calibrate activations on config export.representative_samples
+
+    KIND = "tflite"
+    STAGE = "export"
+
+
+@dataclass(frozen=True)
+class Tf2Onnx(Recipe):
+    """tf2onnx of a Keras model, at config export.onnx_opset."""
+
+    KIND = "tf2onnx"
+    STAGE = "export"
+
+
+@dataclass(frozen=True)
+class OrtStaticInt8(Recipe):
+    """onnxruntime's static quantiser: QDQ, uint8 x uint8, calibrated like TFLite(calibrate=True)."""
+
+    KIND = "ort_static_int8"
+    STAGE = "export"
+
+
+@dataclass(frozen=True)
+class FromTflite(Recipe):
+    """tf2onnx of an int8 TFLite model (int8 weights, not fake-quantised floats), then graph passes."""
+
+    passes: tuple[str, ...] = ()  # pipeline/graph.py passes, in order
+
+    KIND = "from_tflite"
+    STAGE = "export"
+
+
+@dataclass(frozen=True)
+class GraphPasses(Recipe):
+    """The parent ONNX model with pipeline/graph.py's passes applied."""
+
+    passes: tuple[str, ...] = ()  # in order
+
+    KIND = "graph_passes"
+    STAGE = "export"
+
+
+@dataclass(frozen=True)
 class Artifact:
     name: str  # file name in the artifacts folder; its suffix is its format
     parent: str | None  # the artifact it is made from (None: made from the data)
-    stage: str  # the stage module that writes it, pipeline.<stage>
     precision: str  # one of PRECISIONS: of the weights, and of the compute for int8
-    recipe: str  # how the stage makes it, e.g. "tflite" or "tf2onnx" (the stage's RECIPES)
+    recipe: Recipe  # how it is made, with its parameters; recipe.STAGE writes it
     about: str  # one line for people: what it is
-    params: dict = field(default_factory=dict)  # the recipe's parameters
+
+    @property
+    def stage(self) -> str:
+        return self.recipe.STAGE
+
+    @property
+    def kind(self) -> str:
+        return self.recipe.KIND
+
+    @property
+    def params(self) -> dict:
+        return self.recipe.params()
 
     @property
     def format(self) -> str:
@@ -40,118 +180,106 @@ class Artifact:
 
     def describe(self) -> dict:
         """What it is and how it is made: the stage's recipe stamp (a change reruns it)."""
-        keys = ("name", "parent", "stage", "precision", "recipe", "params")
-        return {k: getattr(self, k) for k in keys} | {"format": self.format}
-
-
-def _a(  # noqa: PLR0917 (a registry row reads best as one line of positional fields)
-    name: str, parent: str | None, stage: str, precision: str, recipe: str, about: str, **params
-) -> Artifact:
-    return Artifact(name, parent, stage, precision, recipe, about, params)
+        return {
+            "name": self.name,
+            "parent": self.parent,
+            "stage": self.stage,
+            "precision": self.precision,
+            "recipe": self.kind,
+            "params": self.params,
+            "format": self.format,
+        }
 
 
 ARTIFACTS: tuple[Artifact, ...] = (
     # Keras: trained and compressed models.
-    _a("baseline.keras", None, "train", "fp32", "train", "the larger CNN, trained"),
-    _a(
-        "pruned.keras", "baseline.keras", "prune", "fp32", "magnitude_prune", "a copy of the baseline, magnitude-pruned"
+    Artifact("baseline.keras", None, "fp32", Train(), "the larger CNN, trained"),
+    Artifact("pruned.keras", "baseline.keras", "fp32", MagnitudePrune(), "a copy of the baseline, magnitude-pruned"),
+    Artifact(
+        "structured.keras", "baseline.keras", "fp32", Narrow(), "the baseline's strongest filters and units, fine-tuned"
     ),
-    _a(
-        "structured.keras",
-        "baseline.keras",
-        "structured",
-        "fp32",
-        "narrow",
-        "the baseline's strongest filters and units, fine-tuned",
-    ),
-    _a(
-        "qat.keras", "baseline.keras", "qat", "fp32", "qat", "the baseline, quantisation-aware", preserve_sparsity=False
-    ),
-    _a(
+    Artifact("qat.keras", "baseline.keras", "fp32", QAT(), "the baseline, quantisation-aware"),
+    Artifact(
         "pruned_qat.keras",
         "pruned.keras",
-        "qat",
         "fp32",
-        "qat",
+        QAT(preserve_sparsity=True),
         "the pruned model, sparsity-preserving QAT",
-        preserve_sparsity=True,
     ),
-    _a(
+    Artifact(
         "structured_qat.keras",
         "structured.keras",
-        "qat",
         "fp32",
-        "qat",
-        "the structured model, QAT; a second epoch lets the narrow model settle its int8 ranges",
-        preserve_sparsity=False,
-        epochs=2,
+        QAT(epochs=FromConfig("qat.structured_epochs")),
+        "the structured model, QAT; more epochs let the narrow model settle its int8 ranges",
     ),
     # TFLite, from TensorFlow's converter; int8 ones take and give int8.
-    _a("baseline_fp32.tflite", "baseline.keras", "export", "fp32", "tflite", "the baseline in TFLite"),
-    _a("baseline_fp16.tflite", "baseline.keras", "export", "fp16", "tflite", "float16 weights"),
-    _a("baseline_dynamic.tflite", "baseline.keras", "export", "dynamic", "tflite", "dynamic-range int8 weights"),
-    _a(
-        "baseline_ptq_int8.tflite",
-        "baseline.keras",
-        "export",
-        "int8",
-        "tflite",
-        "full-integer post-training int8",
-        calibrate=True,
+    Artifact("baseline_fp32.tflite", "baseline.keras", "fp32", TFLite(), "the baseline in TFLite"),
+    Artifact("baseline_fp16.tflite", "baseline.keras", "fp16", TFLite(), "float16 weights"),
+    Artifact("baseline_dynamic.tflite", "baseline.keras", "dynamic", TFLite(), "dynamic-range int8 weights"),
+    Artifact(
+        "baseline_ptq_int8.tflite", "baseline.keras", "int8", TFLite(calibrate=True), "full-integer post-training int8"
     ),
-    _a("pruned_fp32.tflite", "pruned.keras", "export", "fp32", "tflite", "the pruned model in TFLite"),
-    _a("qat_int8.tflite", "qat.keras", "export", "int8", "tflite", "the QAT baseline, int8"),
-    _a("pruned_qat_int8.tflite", "pruned_qat.keras", "export", "int8", "tflite", "the pruned QAT model, int8"),
-    _a("structured_fp32.tflite", "structured.keras", "export", "fp32", "tflite", "the structured model in TFLite"),
-    _a(
-        "structured_qat_int8.tflite",
-        "structured_qat.keras",
-        "export",
-        "int8",
-        "tflite",
-        "the structured QAT model, int8",
-    ),
+    Artifact("pruned_fp32.tflite", "pruned.keras", "fp32", TFLite(), "the pruned model in TFLite"),
+    Artifact("qat_int8.tflite", "qat.keras", "int8", TFLite(), "the QAT baseline, int8"),
+    Artifact("pruned_qat_int8.tflite", "pruned_qat.keras", "int8", TFLite(), "the pruned QAT model, int8"),
+    Artifact("structured_fp32.tflite", "structured.keras", "fp32", TFLite(), "the structured model in TFLite"),
+    Artifact("structured_qat_int8.tflite", "structured_qat.keras", "int8", TFLite(), "the structured QAT model, int8"),
     # ONNX: tf2onnx, onnxruntime's quantiser, int8 TFLite converted (int8 weights, not fake-quant floats), graph passes.
-    _a("baseline_fp32.onnx", "baseline.keras", "export", "fp32", "tf2onnx", "the baseline in ONNX"),
-    _a(
+    Artifact("baseline_fp32.onnx", "baseline.keras", "fp32", Tf2Onnx(), "the baseline in ONNX"),
+    Artifact(
         "baseline_ptq_int8.onnx",
         "baseline_fp32.onnx",
-        "export",
         "int8",
-        "ort_static_int8",
+        OrtStaticInt8(),
         "onnxruntime static int8: QDQ, uint8 x uint8, exact on every CPU",
     ),
-    _a(
+    Artifact(
         "pruned_qat_int8.onnx",
         "pruned_qat_int8.tflite",
-        "export",
         "int8",
-        "from_tflite",
+        FromTflite(passes=("uint8_offset",)),
         "the pruned QAT model, int8 (as uint8: exact on every CPU)",
-        passes=("uint8_offset",),
     ),
-    _a("structured_fp32.onnx", "structured.keras", "export", "fp32", "tf2onnx", "the structured model in ONNX"),
-    _a(
+    Artifact("structured_fp32.onnx", "structured.keras", "fp32", Tf2Onnx(), "the structured model in ONNX"),
+    Artifact(
         "structured_qat_int8.onnx",
         "structured_qat_int8.tflite",
-        "export",
         "int8",
-        "from_tflite",
+        FromTflite(passes=("uint8_offset",)),
         "the structured QAT model, int8 (as uint8: exact on every CPU)",
-        passes=("uint8_offset",),
     ),
-    _a(
+    Artifact(
         "structured_w8.onnx",
         "structured_fp32.onnx",
-        "export",
         "int8-weights",
-        "graph_passes",
+        GraphPasses(passes=("drop_softmax", "nchw_input", "flatten_channels_first", "int8_weights")),
         "int8 weights, float compute, logits out, no layout ops",
-        passes=("drop_softmax", "nchw_input", "flatten_channels_first", "int8_weights"),
     ),
 )
 BY_NAME = {a.name: a for a in ARTIFACTS}
 BASELINE = "baseline.keras"  # what every accuracy is compared with
+
+
+def check(cfg: object) -> None:
+    """ValueError naming the first entry that cannot work: an unknown stage, format or precision, a parent
+    that is not declared before it, or a ``FromConfig`` key that ``cfg`` lacks. Run before Make reads the rules."""
+    seen = set()
+    for a in ARTIFACTS:
+        problem = (
+            f"format {a.format!r} is not one of {FORMATS}" if a.format not in FORMATS else
+            f"precision {a.precision!r} is not one of {PRECISIONS}" if a.precision not in PRECISIONS else
+            f"its recipe's stage {a.stage!r} is not a stage" if a.stage not in {s.name for s in STAGES} else
+            f"its parent {a.parent!r} is not declared before it" if a.parent and a.parent not in seen else
+            "it is declared twice" if a.name in seen else None
+        )  # fmt: skip
+        if problem:
+            raise ValueError(f"registry entry {a.name}: {problem}")
+        try:
+            a.recipe.resolved(cfg)
+        except ValueError as e:
+            raise ValueError(f"registry entry {a.name}: {e}") from None
+        seen.add(a.name)
 
 
 def of_stage(stage: str) -> list[Artifact]:
@@ -187,14 +315,14 @@ def lineage(name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Stage:
-    """A module ``pipeline.<name>``, what it reads and what it writes besides registry artifacts."""
+    """A module ``pipeline.<name>``, what it reads and what it writes besides registry artifacts. A stage
+    with registry artifacts runs one command per artifact; one without, one command for its outputs."""
 
     name: str
     reads: tuple[str, ...]  # config sections (``config.sections``): a change to one reruns the stage
     inputs: tuple[str, ...] = ()  # files it reads besides its artifacts' parents, SELECTORS of artifacts,
     # or globs of repository files it packs ("runtime/*")
     outputs: tuple[str, ...] = ()  # files it writes besides registry artifacts; the first, written last, is primary
-    per_artifact: bool = False  # one command per artifact: ``python -m pipeline.<name> NAME``
     after: tuple[str, ...] = ()  # files that must exist first, without their changes rerunning it (order-only)
     about: str = ""
 
@@ -206,8 +334,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", TRAINING, inputs=(DATA,), about="train the baseline"),
     Stage("prune", (*TRAINING, "prune", "distill"), inputs=(DATA, "sensitivity.json"), about="magnitude pruning"),
     Stage("structured", (*TRAINING, "structured", "distill"), inputs=(DATA, "sensitivity.json"), about="narrowing"),
-    Stage("qat", (*TRAINING, "qat", "distill"), inputs=(DATA,), per_artifact=True, about="quantisation-aware training"),
-    Stage("export", ("seed", "data", "export"), inputs=(DATA,), per_artifact=True, about="TFLite and ONNX"),
+    Stage("qat", (*TRAINING, "qat", "distill"), inputs=(DATA,), about="quantisation-aware training"),
+    Stage("export", ("seed", "data", "export"), inputs=(DATA,), about="TFLite and ONNX"),
     Stage(
         "benchmark",
         ("data", "bench"),
@@ -276,13 +404,14 @@ def outputs_of(stage: Stage) -> list[str]:
 
 
 def primary(stage: Stage) -> str:
-    """The file whose presence means the stage finished: what Make tracks and dependents name."""
-    return stage.outputs[0] if stage.outputs else of_stage(stage.name)[0].name
+    """The file whose presence means a stage without registry artifacts finished: what Make tracks."""
+    return stage.outputs[0]
 
 
 def main() -> None:
     rows = [("artifact", "parent", "stage", "precision", "recipe", "what it is")]
-    rows += [(a.name, a.parent or "(data)", a.stage, a.precision, a.recipe, a.about) for a in ARTIFACTS]
+    how = lambda a: f"{a.kind}({', '.join(f'{k}={v}' for k, v in a.params.items())})"  # noqa: E731
+    rows += [(a.name, a.parent or "(data)", a.stage, a.precision, how(a), a.about) for a in ARTIFACTS]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

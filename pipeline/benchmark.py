@@ -58,7 +58,7 @@ def environment() -> dict:
 def catalogue() -> list[dict]:
     """What to measure: every registry artifact, in registry (lineage) order."""
     keys = ("name", "parent", "stage", "format", "precision", "recipe")
-    return [{k: getattr(a, k) for k in keys} for a in artifacts.ARTIFACTS]
+    return [{k: a.describe()[k] for k in keys} for a in artifacts.ARTIFACTS]
 
 
 def latency_stats(samples_ns: list[int]) -> dict:

@@ -9,14 +9,16 @@ nothing else as one (what DVC does with ``params:``):
   ``SET`` overrides applied), and ``<artifacts>/.stamps/<artifact>.json``: one per registry entry,
   its recipe and parameters. A dry run writes them to ``.stamps-dry-run/`` (a copy, mtimes kept),
   so previewing a change does not make the next real run see one;
-- the rules file: one rule per stage command. Its target is the stage's primary output (for
-  stages with several, the one written last; the others are written before it), and its
-  prerequisites are the stage's module and every module of this repository it imports (read
-  from their import statements, so a stage does not depend on code it never loads), the files
-  it reads, the stamps of the config sections it declares in ``artifacts.STAGES`` and the stamps
-  of the registry entries it builds.
+- the rules file: one rule per stage command. A stage that writes registry artifacts has one
+  rule per artifact (``python -m pipeline.<stage> NAME``), whose prerequisites add its parent and
+  its entry's stamp; any other stage one rule for its primary output (the one written last; the
+  others are written before it). Every rule's prerequisites are the stage's module and every
+  module of this repository it imports (read from their import statements, so a stage does not
+  depend on code it never loads), the files it reads, and the stamps of the config sections it
+  declares in ``artifacts.STAGES``.
 
-A bad override stops here, before any stage runs: one line on stderr, exit status 1.
+A bad override or a registry entry that cannot work (``artifacts.check``) stops here, before any
+stage runs: one line on stderr, exit status 1.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def rules() -> str:
             else:
                 common.append(f"$(A)/{name}")
         command = f"$(PY) -m pipeline.{stage.name}"
-        if stage.per_artifact:
+        if own:
             for a in own:
                 parent = [f"$(A)/{a.parent}"] if a.parent else []
                 out.append(
@@ -119,10 +121,8 @@ def rules() -> str:
                 )
             targets = [a.name for a in own]
         else:
-            parents = sorted({f"$(A)/{a.parent}" for a in own if a.parent and a.parent not in {x.name for x in own}})
-            stamps = [f"{STAMPS}/{a.name}.json" for a in own]
             targets = [artifacts.primary(stage)]
-            out.append(_rule(f"$(A)/{targets[0]}", common + parents + stamps, command, stage.after))
+            out.append(_rule(f"$(A)/{targets[0]}", common, command, stage.after))
         out.append(f"{stage.name.upper()}_OUTPUTS := {' '.join(f'$(A)/{t}' for t in targets)}\n")
     return "\n".join(out)
 
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("usage: python -m pipeline.deps RULES_FILE [--dry-run]")
     try:
         cfg = config.load()
-    except config.ConfigError as e:
+        artifacts.check(cfg)
+    except (config.ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     stamp(cfg, dry_run)

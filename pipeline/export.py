@@ -42,7 +42,7 @@ def _keras(path: Path):
 
 
 def tflite(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, output: Path) -> None:
-    calibration = representative(cfg) if a.params.get("calibrate") else None
+    calibration = representative(cfg) if a.recipe.calibrate else None
     stage.write_bytes(output, tflite_io.convert(_keras(parent), a.precision, calibration))
 
 
@@ -96,7 +96,7 @@ def from_tflite(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, out
     import tf2onnx
 
     model, _ = tf2onnx.convert.from_tflite(str(parent), opset=cfg.export.onnx_opset)
-    passes = a.params.get("passes", ())
+    passes = a.recipe.passes
     spec = tflite_io.spec(parent, source=a.parent)
     if "uint8_offset" in passes:  # the same integers, 128 higher: the zero points follow
         spec = dataclasses.replace(
@@ -112,7 +112,7 @@ def graph_passes(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, ou
     """The parent with the registry entry's ``passes`` applied (see pipeline/graph.py)."""
     import onnx
 
-    passes = a.params["passes"]
+    passes = a.recipe.passes
     spec = onnx_io.metadata(onnx.load(str(parent)))
     spec |= {"source": a.parent, "name": a.name}
     spec |= {"output": "logits"} if "drop_softmax" in passes else {}
@@ -134,25 +134,16 @@ def export(cfg: config_mod.Config, a: artifacts.Artifact) -> Path:
     parent, output = cfg.artifacts / a.parent, cfg.artifacts / a.name
     if not parent.is_file():
         raise stage.PipelineError(f"{a.name} is made from {a.parent}, which is missing: run `make all`")
-    if a.recipe in ("tflite", "tf2onnx"):
+    if a.kind in ("tflite", "tf2onnx"):
         stage.seed_everything(cfg.seed)
-    RECIPES[a.recipe](cfg, a, parent, output)
+    RECIPES[a.kind](cfg, a, parent, output)
     log.info("wrote %s (%s, %d bytes) from %s", a.name, a.precision, output.stat().st_size, a.parent)
     stage.record(cfg, "export", [output], [parent], started, artifact=a.describe())
     return output
 
 
-def run(cfg: config_mod.Config, names: list[str] | None = None) -> list[Path]:
-    """Export ``names`` (default: every export of the registry), parents first."""
-    own = {a.name: a for a in artifacts.of_stage("export")}
-    unknown = sorted(set(names or []) - set(own))
-    if unknown:
-        raise stage.PipelineError(f"not an export: {', '.join(unknown)}; the registry's exports: {', '.join(own)}")
-    return [export(cfg, a) for a in own.values() if not names or a.name in names]
-
-
 def main() -> None:
-    stage.main("export", run, takes_names=True)
+    stage.main_each("export", export)
 
 
 if __name__ == "__main__":

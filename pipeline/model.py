@@ -2,7 +2,8 @@
 
     from pipeline import model
     net = model.build()
-    model.fit(net, splits, epochs=15, batch_size=128, learning_rate=2e-3, seed=1234)
+    model.fit(net, splits, cfg.train, what="train", epochs=10, learning_rate=2e-3, warmup_epochs=1, seed=1234)
+    model.finish(cfg, "train", net, output, parents=[...], started=t0, data=splits)  # evaluate, save, record
 
 Architecture (the classic Keras tutorial's "larger CNN"): Conv 30@5x5 -> pool -> Conv 15@3x3
 -> pool -> Dropout 0.2 -> Flatten -> Dense 128 -> Dense 50 -> Dense 10 softmax, trained with
@@ -156,6 +157,28 @@ def fit(
         verbose=0,
         callbacks=[*(callbacks or []), *progress.bar(what, epochs), _EpochLog(what, epochs)],
     )
+
+
+def finish(
+    cfg,
+    stage_name: str,
+    net: keras.Model,
+    output: Path,
+    *,
+    parents: list,
+    started: float,
+    data: dict,
+    hdf5=False,
+    **extra,
+) -> float:
+    """What every training stage ends with: validation and test accuracy, save, the output's record."""
+    from pipeline import stage
+
+    val, acc = accuracy(net, data["x_val"], data["y_val"]), accuracy(net, data["x_test"], data["y_test"])
+    log.info("%s: validation accuracy %.4f on %d images", output.name, val, len(data["y_val"]))
+    save(net, output, hdf5=hdf5)
+    stage.record(cfg, stage_name, [output], parents, started, val_accuracy=val, test_accuracy=acc, **extra)
+    return val
 
 
 def steps_per_epoch(data: dict, batch_size: int) -> int:

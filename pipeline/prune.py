@@ -1,6 +1,9 @@
-"""Stage 3, prune: magnitude pruning of a copy of the baseline -> ``artifacts/pruned.keras``.
+"""Stage 3, prune: magnitude pruning of a copy of the parent -> the registry's ``prune`` artifacts (``pruned.keras``).
 
-    python -m pipeline.prune
+    python -m pipeline.prune [NAME ...]
+
+Each artifact's recipe (``artifacts.MagnitudePrune``) gives its final sparsity (default: config
+``prune.final_sparsity``); the schedule and fine-tuning come from config ``prune``.
 
 tfmot's ``prune_low_magnitude`` zeroes the smallest weights of the chosen Conv2D and Dense
 kernels, ramping sparsity polynomially from ``initial_sparsity`` to ``final_sparsity``
@@ -9,13 +12,14 @@ while fine-tuning; ``strip_pruning`` then leaves a plain model whose kernels hol
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
 
+from pipeline import artifacts, stage
 from pipeline import config as config_mod
 from pipeline import data as data_mod
-from pipeline import stage
 
 log = logging.getLogger("pipeline.prune")
 
@@ -95,42 +99,32 @@ def magnitude_prune(
     return pruned
 
 
-def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | None = None) -> Path:
+def run(cfg: config_mod.Config, a: artifacts.Artifact) -> Path:
+    """``a``'s parent magnitude-pruned to ``a``'s final_sparsity, the schedule from config ``prune``."""
     from pipeline import model
 
-    baseline = baseline or cfg.artifacts / "baseline.keras"
-    output = output or cfg.artifacts / "pruned.keras"
-    started = time.time()
+    recipe = a.recipe.resolved(cfg)
+    p = dataclasses.replace(cfg.prune, final_sparsity=recipe.final_sparsity)
+    parent, output, started = cfg.artifacts / a.parent, cfg.artifacts / a.name, time.time()
     stage.seed_everything(cfg.seed)
     data = data_mod.splits(cfg)
-    net = model.load(baseline)
-    per_layer = layer_sparsities(net, cfg.prune, cfg.artifacts / "sensitivity.json")
-    teacher = model.load(baseline) if cfg.distill.alpha else None  # a separate copy: pruning wraps net's layers
-    pruned = magnitude_prune(net, data, cfg.prune, cfg, "prune", sparsities=per_layer, teacher=teacher)
-    val, acc = (
-        model.accuracy(pruned, data["x_val"], data["y_val"]),
-        model.accuracy(pruned, data["x_test"], data["y_test"]),
-    )
+    net = model.load(parent)
+    sensitivity = cfg.artifacts / "sensitivity.json"
+    per_layer = layer_sparsities(net, p, sensitivity)
+    teacher = model.load(parent) if cfg.distill.alpha else None  # a separate copy: pruning wraps net's layers
+    pruned = magnitude_prune(net, data, p, cfg, a.stem, sparsities=per_layer, teacher=teacher)
     achieved = model.sparsity(pruned)
-    log.info("sparsity %.4f of prunable weights, validation accuracy %.4f", achieved, val)
-    model.save(pruned, output)
-    parents = [baseline, cfg.artifacts / "sensitivity.json"] if cfg.prune.skip_layers is None else [baseline]
-    stage.record(
-        cfg,
-        "prune",
-        [output],
-        parents,
-        started,
-        val_accuracy=val,
-        test_accuracy=acc,
-        sparsity=achieved,
-        layer_sparsities=per_layer,
-    )
+    log.info("%s: sparsity %.4f of prunable weights", a.name, achieved)
+    parents = [parent, sensitivity] if p.skip_layers is None else [parent]
+    model.finish(
+        cfg, "prune", pruned, output, parents=parents, started=started, data=data,
+        sparsity=achieved, layer_sparsities=per_layer,
+    )  # fmt: skip
     return output
 
 
 def main() -> None:
-    stage.main("prune", run)
+    stage.main_each("prune", run)
 
 
 if __name__ == "__main__":

@@ -24,14 +24,16 @@ from pipeline import data as data_mod
 log = logging.getLogger("pipeline.qat")
 
 
-def quantise_aware(cfg: config_mod.Config, data: dict, a: artifacts.Artifact) -> float:
-    """Fine-tune ``a``'s parent quantisation-aware (``a.params``: preserve_sparsity, epochs) -> ``a``."""
+def run(cfg: config_mod.Config, a: artifacts.Artifact) -> Path:
+    """Fine-tune ``a``'s parent quantisation-aware (``artifacts.QAT``: preserve_sparsity, epochs) -> ``a``."""
     import tensorflow_model_optimization as tfmot
 
     from pipeline import distill, model
 
-    parent, output, preserve_sparsity = cfg.artifacts / a.parent, cfg.artifacts / a.name, a.params["preserve_sparsity"]
+    recipe = a.recipe.resolved(cfg)
+    parent, output, preserve_sparsity = cfg.artifacts / a.parent, cfg.artifacts / a.name, recipe.preserve_sparsity
     started = time.time()
+    data = data_mod.splits(cfg)
     stage.seed_everything(cfg.seed)
     net = model.load(parent)
     if preserve_sparsity:
@@ -41,7 +43,7 @@ def quantise_aware(cfg: config_mod.Config, data: dict, a: artifacts.Artifact) ->
     else:
         qat = tfmot.quantization.keras.quantize_model(net)
     q = cfg.qat
-    what, epochs = output.stem, a.params.get("epochs", q.epochs)
+    what, epochs = output.stem, recipe.epochs
     teacher = model.load(cfg.artifacts / artifacts.BASELINE) if cfg.distill.alpha else None
     d = cfg.distill
     distill.fit(
@@ -56,40 +58,16 @@ def quantise_aware(cfg: config_mod.Config, data: dict, a: artifacts.Artifact) ->
         learning_rate=q.learning_rate,
         seed=cfg.seed + 2,
     )
-    val, acc = model.accuracy(qat, data["x_val"], data["y_val"]), model.accuracy(qat, data["x_test"], data["y_test"])
-    log.info("%s: validation accuracy %.4f", what, val)
-    model.save(qat, output, hdf5=True)
-    stage.record(
-        cfg,
-        "qat",
-        [output],
-        [parent],
-        started,
-        val_accuracy=val,
-        test_accuracy=acc,
-        preserve_sparsity=preserve_sparsity,
-        epochs=epochs,
-    )
-    return val
-
-
-def run(cfg: config_mod.Config, names: list[str] | None = None) -> list[Path]:
-    """Fine-tune the registry's QAT models ``names`` (default: all of them) quantisation-aware."""
-    known = {a.name: a for a in artifacts.of_stage("qat")}
-    unknown = sorted(set(names or []) - set(known))
-    if unknown:
-        raise stage.PipelineError(f"unknown QAT model(s) {', '.join(unknown)}; choose from {', '.join(known)}")
-    data = data_mod.splits(cfg)
-    outputs = []
-    for name in names or known:
-        outputs.append(cfg.artifacts / known[name].name)
-        quantise_aware(cfg, data, known[name])
-    return outputs
+    model.finish(
+        cfg, "qat", qat, output, parents=[parent], started=started, data=data, hdf5=True,
+        preserve_sparsity=preserve_sparsity, epochs=epochs,
+    )  # fmt: skip
+    return output
 
 
 def main() -> None:
     """``python -m pipeline.qat [NAME ...]``: one Make target per model, so each reruns alone."""
-    stage.main("qat", run, takes_names=True)
+    stage.main_each("qat", run)
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def lineage(cfg: config_mod.Config, name: str) -> list[dict]:
         reads = artifacts.STAGE[a.stage].reads
         own = [s for s in reads if s not in ("seed", "data") and (s != "train" or a.stage == "train")]
         config = {f"{s}.{k}": v for s in own for k, v in made_with.get(s, {}).items()}
-        steps.append({"name": step, "stage": a.stage, "recipe": a.recipe, "params": a.params, "config": config})
+        steps.append({"name": step, "stage": a.stage, "recipe": a.kind, "params": a.params, "config": config})
     return steps
 
 

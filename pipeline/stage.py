@@ -1,7 +1,7 @@
 """What every stage shares: atomic writes, the JSON record of each output, and ``main``.
 
-    stage.main("prune", run)                    # python -m pipeline.prune [--set KEY=VALUE ...]
-    stage.main("export", run, takes_names=True) # python -m pipeline.export [NAME ...] [--set ...]
+    stage.main("deploy", run)                   # python -m pipeline.deploy [--set KEY=VALUE ...]
+    stage.main_each("export", export)           # python -m pipeline.export [NAME ...]: export(cfg, artifact)
 
 A stage writes each output to a temporary name and renames it when complete, so a run
 killed at any point leaves either the old file or the new one, never a torn one, and
@@ -115,6 +115,22 @@ def seed_everything(seed: int) -> None:
 
     tf_keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
+
+
+def each(cfg: config_mod.Config, stage: str, names: list[str] | None, build: Callable) -> list[Path]:
+    """``build(cfg, artifact)`` for each registry artifact of ``stage`` named (default: all), in registry order."""
+    from pipeline import artifacts
+
+    own = {a.name: a for a in artifacts.of_stage(stage)}
+    unknown = sorted(set(names or []) - set(own))
+    if unknown:
+        raise PipelineError(f"not made by {stage}: {', '.join(unknown)}; its registry artifacts: {', '.join(own)}")
+    return [build(cfg, a) for a in own.values() if not names or a.name in names]
+
+
+def main_each(stage: str, build: Callable) -> None:
+    """The CLI of a stage that writes registry artifacts: ``python -m pipeline.<stage> [NAME ...]``."""
+    main(stage, lambda cfg, names: each(cfg, stage, names, build), takes_names=True)
 
 
 def main(

@@ -1,12 +1,15 @@
-"""Stage 3b, structured: remove whole filters and units -> ``artifacts/structured.keras``.
+"""Stage 3b, structured: remove whole filters and units -> the registry's ``structured`` artifacts.
 
-    python -m pipeline.structured
+    python -m pipeline.structured [NAME ...]
 
-Unstructured zeros shrink files but not the work of dense kernels. Here the baseline loses
+Unstructured zeros shrink files but not the work of dense kernels. Here the parent loses
 whole conv filters and Dense units, those with the smallest L1 norm, layer by layer (a
 removed filter also removes its input channel from the next layer), so the model really
-does fewer multiply-adds in every runtime. The narrower model is then fine-tuned while its
-hidden Dense kernels are magnitude-pruned, which makes its int8 weights compress further.
+does fewer multiply-adds in every runtime. The widths are the recipe's (``artifacts.Narrow``,
+default config ``structured.widths``; None derives them from the sensitivity). The narrower
+model is then fine-tuned as config ``structured.fine_tune`` says; a sparsity above 0 there
+also magnitude-prunes its kernels while it trains (the default does not: stored zeros shrink
+gzip, not flash).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import allocate, stage
+from pipeline import allocate, artifacts, stage
 from pipeline import config as config_mod
 from pipeline import data as data_mod
 
@@ -76,24 +79,24 @@ def derived_widths(s: config_mod.StructuredConfig, sensitivity: Path) -> tuple[i
         raise stage.PipelineError(str(e)) from None
 
 
-def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | None = None) -> Path:
+def run(cfg: config_mod.Config, a: artifacts.Artifact) -> Path:
+    """``a``'s parent narrowed to ``a``'s widths (default: config ``structured.widths``), fine-tuned."""
     from pipeline import model, prune
 
-    baseline = baseline or cfg.artifacts / "baseline.keras"
-    output = output or cfg.artifacts / "structured.keras"
-    started = time.time()
+    widths_set = a.recipe.resolved(cfg).widths
+    parent, output, started = cfg.artifacts / a.parent, cfg.artifacts / a.name, time.time()
     stage.seed_everything(cfg.seed)
     data = data_mod.splits(cfg)
     s = cfg.structured
     sensitivity = cfg.artifacts / "sensitivity.json"
-    widths = s.widths or derived_widths(s, sensitivity)
-    small = narrow(model.load(baseline), widths)
+    widths = widths_set or derived_widths(s, sensitivity)
+    small = narrow(model.load(parent), widths)
     before = model.accuracy(small, data["x_val"], data["y_val"])
     log.info(
         "widths %s -> %s (%s), MACs %d -> %d; validation accuracy before fine-tuning %.4f",
         model.WIDTHS,
         widths,
-        "derived from the sensitivity" if s.widths is None else "config override",
+        "derived from the sensitivity" if widths_set is None else "set",
         model.macs(model.build()),
         model.macs(small),
         before,
@@ -103,24 +106,19 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
         sparsities = allocate.uniform_sparsities(sizes, s.fine_tune.final_sparsity, s.fine_tune.skip_layers or ())
     except ValueError as e:
         raise stage.PipelineError(str(e)) from None
-    teacher = model.load(baseline) if cfg.distill.alpha else None
-    tuned = prune.magnitude_prune(small, data, s.fine_tune, cfg, "structured", sparsities=sparsities, teacher=teacher)
-    val, acc = (
-        model.accuracy(tuned, data["x_val"], data["y_val"]),
-        model.accuracy(tuned, data["x_test"], data["y_test"]),
-    )
-    log.info("validation accuracy %.4f, sparsity %.4f, %d parameters", val, model.sparsity(tuned), tuned.count_params())
-    model.save(tuned, output)
-    stage.record(
+    teacher = model.load(parent) if cfg.distill.alpha else None
+    tuned = prune.magnitude_prune(small, data, s.fine_tune, cfg, a.stem, sparsities=sparsities, teacher=teacher)
+    log.info("%s: sparsity %.4f, %d parameters", a.name, model.sparsity(tuned), tuned.count_params())
+    model.finish(
         cfg,
         "structured",
-        [output],
-        [baseline, sensitivity] if s.widths is None else [baseline],
-        started,
+        tuned,
+        output,
+        parents=[parent, sensitivity] if widths_set is None else [parent],
+        started=started,
+        data=data,
         widths=list(widths),
-        widths_derived=s.widths is None,
-        val_accuracy=val,
-        test_accuracy=acc,
+        widths_derived=widths_set is None,
         macs=model.macs(tuned),
         sparsity=model.sparsity(tuned),
         val_accuracy_before_fine_tuning=before,
@@ -129,7 +127,7 @@ def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | Non
 
 
 def main() -> None:
-    stage.main("structured", run)
+    stage.main_each("structured", run)
 
 
 if __name__ == "__main__":

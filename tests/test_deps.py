@@ -7,6 +7,7 @@ what it would run; no stage runs.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,31 +21,33 @@ from pipeline import config as config_mod
 REPO = config_mod.REPO_ROOT
 
 
-def make(folder: Path, *args: str) -> subprocess.CompletedProcess:
+def make(folder: Path, *args: str, repo: Path = REPO) -> subprocess.CompletedProcess:
     cmd = ["make", "--no-print-directory", f"VENV={sys.prefix}", *args]
-    return subprocess.run(cmd, cwd=REPO, env=make_env(folder), capture_output=True, text=True, check=False)
+    return subprocess.run(cmd, cwd=repo, env=make_env(folder), capture_output=True, text=True, check=False)
 
 
-def plan(folder: Path, *args: str) -> list[str]:
+def plan(folder: Path, *args: str, repo: Path = REPO) -> list[str]:
     """The stage commands `make --dry-run all` would run, as "stage [NAME]"."""
-    done = make(folder, "--dry-run", "all", *args)
+    done = make(folder, "--dry-run", "all", *args, repo=repo)
     assert done.returncode == 0, done.stderr
     found = [m.group(1).strip() for m in re.finditer(r"-m pipeline\.([\w. ]+)$", done.stdout, re.M)]
     return [p for p in found if p != "report --summary"]
 
 
-@pytest.fixture
-def built(tmp_path) -> Path:
-    """An artifacts folder in which every stage's output exists and is newer than all it depends on."""
-    folder = tmp_path / "artifacts"
-    subprocess.run([sys.executable, "-m", "pipeline.deps", str(tmp_path / "deps.mk")], env=make_env(folder), check=True)
-    outputs = [a.name for a in artifacts.ARTIFACTS] + [artifacts.primary(s) for s in artifacts.STAGES]
+def build(folder: Path, repo: Path = REPO) -> Path:
+    """``folder`` as an artifacts folder in which every stage's output exists and is newer than all it depends on."""
+    outputs = [a.name for a in artifacts.ARTIFACTS] + [artifacts.primary(s) for s in artifacts.STAGES if s.outputs]
     for name in outputs:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).touch()
-    done = make(folder, "--touch", "all")  # Make itself touches each after what it is made from
+    done = make(folder, "--touch", "all", repo=repo)  # Make itself touches each after what it is made from
     assert done.returncode == 0, done.stderr
     return folder
+
+
+@pytest.fixture
+def built(tmp_path) -> Path:
+    return build(tmp_path / "artifacts")
 
 
 def descendants(name: str) -> set[str]:
@@ -73,11 +76,7 @@ def after(changed: set[str]) -> set[str]:
 
 def commands_for(names: set[str]) -> set[str]:
     """The stage command that builds each artifact in ``names``."""
-    return {
-        f"{a.stage} {a.name}" if artifacts.STAGE[a.stage].per_artifact else a.stage
-        for a in artifacts.ARTIFACTS
-        if a.name in names
-    }
+    return {f"{a.stage} {a.name}" for a in artifacts.ARTIFACTS if a.name in names}
 
 
 def test_a_built_folder_has_nothing_to_do(built):
@@ -113,7 +112,7 @@ def test_editing_the_report_text_rerenders_only(built):
 
 
 def test_a_dry_run_with_an_override_leaves_the_real_stamps_alone(built):
-    assert plan(built, "SET=train.epochs=3")[0] == "train"
+    assert plan(built, "SET=train.epochs=3")[0] == "train baseline.keras"
     assert plan(built) == []
 
 
@@ -127,3 +126,56 @@ def test_stage_modules_depend_on_what_they_import_and_nothing_else():
     assert "runtime/ink.py" not in deps.modules("benchmark")
     assert "pipeline/graph.py" in deps.modules("export") and "pipeline/graph.py" not in deps.modules("train")
     assert not any(m in deps.STAMPED for s in artifacts.STAGES for m in deps.modules(s.name))
+
+
+SECOND_PRUNED = """
+ARTIFACTS += (
+    Artifact("pruned90.keras", "baseline.keras", "fp32", MagnitudePrune(final_sparsity=0.9), "90 % zeros"),
+    Artifact("pruned90_fp32.tflite", "pruned90.keras", "fp32", TFLite(), "the 90 % model in TFLite"),
+)
+BY_NAME = {a.name: a for a in ARTIFACTS}
+"""
+
+
+def test_a_second_pruned_model_is_one_registry_entry_and_plans_only_its_own_work(tmp_path):
+    """A copy of the repository (its files' times kept) whose registry gains a 90 % sparse model and its
+    TFLite export: on a built folder, make plans exactly their prune and export, then what measures them."""
+    repo = tmp_path / "repo"
+    for name in ("pipeline", "runtime", "web"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy2(REPO / name, repo / name)
+    folder = build(tmp_path / "artifacts", repo)
+    registry = repo / "pipeline" / "artifacts.py"
+    registry.write_text(registry.read_text() + SECOND_PRUNED)
+    planned = plan(folder, repo=repo)
+    made = [p for p in planned if p.split()[0] in {a.stage for a in artifacts.ARTIFACTS}]
+    assert made == ["prune pruned90.keras", "export pruned90_fp32.tflite"]
+    assert {"benchmark", "parity"} <= set(planned) and "train baseline.keras" not in planned
+
+
+def test_a_recipe_parameter_that_does_not_exist_fails_before_make_runs(tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "pipeline", repo / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    registry = repo / "pipeline" / "artifacts.py"
+    typo = 'ARTIFACTS += (Artifact("p.keras", "baseline.keras", "fp32", MagnitudePrune(final_sparsty=0.9), "x"),)\n'
+    registry.write_text(registry.read_text() + typo)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.deps", str(tmp_path / "deps.mk")],
+        cwd=repo, env=make_env(tmp_path / "a"), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0 and "final_sparsty" in done.stderr
+
+
+def test_a_config_key_a_recipe_names_must_exist():
+    bad = artifacts.Artifact(
+        "x.keras", "baseline.keras", "fp32", artifacts.QAT(epochs=artifacts.FromConfig("qat.epoch")), ""
+    )
+    with pytest.raises(ValueError, match=r"qat\.epoch"):
+        bad.recipe.resolved(config_mod.Config())
+
+
+def test_set_reaches_every_recipe_that_names_the_key():
+    cfg = config_mod.load("default", overrides=["qat.epochs=3", "qat.structured_epochs=4"])
+    epochs = {a.name: a.recipe.resolved(cfg).epochs for a in artifacts.of_stage("qat")}
+    assert epochs == {"qat.keras": 3, "pruned_qat.keras": 3, "structured_qat.keras": 4}

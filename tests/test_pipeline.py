@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 ALL = artifacts.ARTIFACTS
 ONNX = [a for a in ALL if a.format == "onnx"]
 INT8_TFLITE = [a for a in ALL if a.format == "tflite" and a.precision == "int8"]
-PRUNED = [a for a in ALL if "pruned.keras" in artifacts.lineage(a.name) and a.recipe != "ort_static_int8"]
+PRUNED = [a for a in ALL if "pruned.keras" in artifacts.lineage(a.name) and a.kind != "ort_static_int8"]
 
 
 @pytest.fixture(scope="module")
