@@ -5,7 +5,7 @@
 # Knobs:         SET="prune.final_sparsity=0.9 train.epochs=15"   PROFILE=smoke   ARTIFACTS=dir
 #                VENV=dir   PYTHON=python3.11   JOBS=1
 #
-# The stage rules are not written here: `python -m pipeline.deps` derives them from the artifact
+# The stage rules are not written here: `python -m pipeline.core.deps` derives them from the artifact
 # registry (pipeline/artifacts.py) into build/deps.mk before Make reads them, with one stamp file
 # per config section (rewritten only when that section's resolved values change). A stage's
 # prerequisites are its inputs, its module and the repository modules it imports, and the stamps
@@ -33,7 +33,7 @@ PY := $(VENV)/bin/python
 A := $(ARTIFACTS)
 INSTALLED := $(VENV)/.installed
 BUILD := build
-# pipeline.deps imports only the standard library, so it runs before the virtualenv exists.
+# pipeline.core.deps imports only the standard library, so it runs before the virtualenv exists.
 BOOT := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 
 .PHONY: all help install data train sensitivity prune structured qat export bench benchmark mcu parity deploy device-kit report sweep web serve \
@@ -47,7 +47,7 @@ DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))
 STAMPS := $(A)/.stamps$(if $(DRY_RUN),-dry-run)
 ifneq ($(filter-out $(NO_STAGES),$(or $(MAKECMDGOALS),all)),)
 DEPS := $(shell PROFILE=$(PROFILE) ARTIFACTS=$(A) SET='$(SET)' \
-	$(BOOT) -m pipeline.deps $(BUILD)/deps.mk $(if $(DRY_RUN),--dry-run) 2>&1 >/dev/null; echo "exit=$$?")
+	$(BOOT) -m pipeline.core.deps $(BUILD)/deps.mk $(if $(DRY_RUN),--dry-run) 2>&1 >/dev/null; echo "exit=$$?")
 ifneq ($(lastword $(DEPS)),exit=0)
 $(error $(filter-out exit=%,$(DEPS)))
 endif

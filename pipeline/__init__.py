@@ -1,9 +1,11 @@
 """Staged MNIST compression pipeline: data -> train -> sensitivity -> prune, structured -> qat -> export
--> benchmark, mcu -> deploy -> report, web.
+-> benchmark, parity, mcu -> deploy -> report, web, device_kit.
 
-Each stage is a module with ``run(cfg, ...)`` and a ``main()`` for ``python -m pipeline.<stage>``;
-``make all`` chains them through files in ``artifacts/``, by rules derived from the artifact
-registry (``pipeline/artifacts.py``, ``pipeline/deps.py``).
+The modules of this package are the stages, each with ``run(cfg, ...)`` and a ``main()`` for
+``python -m pipeline.<stage>``, plus the registry (``artifacts``), the config (``config``) and
+two entry points (``sweep``, ``serve``); helpers live in the sub-packages core, nn, formats,
+measure and reporting. ``make all`` chains the stages through files in ``artifacts/``, by rules
+derived from the registry (``pipeline/core/deps.py``).
 """
 
 import os

@@ -6,7 +6,7 @@ One ``Artifact`` per model file: its name, the artifact it is made from, its pre
 its recipe: a frozen dataclass naming the technique and the stage that runs it, whose fields
 are the technique's parameters (type, default, meaning). A parameter may default to a config
 field (``FromConfig("qat.epochs")``), so ``SET=qat.epochs=3`` reaches every entry that uses it;
-a typo in a parameter fails when this module loads, and ``check`` (run by ``pipeline.deps``
+a typo in a parameter fails when this module loads, and ``check`` (run by ``pipeline.core.deps``
 before Make reads a rule) rejects an entry that cannot work. Every stage that writes registry
 artifacts runs once per entry (``python -m pipeline.<stage> NAME``), with its output path and
 parameters from the entry; the benchmark measures them all, the tests are parametrised over
@@ -134,7 +134,7 @@ class OrtStaticInt8(Recipe):
 class FromTflite(Recipe):
     """tf2onnx of an int8 TFLite model (int8 weights, not fake-quantised floats), then graph passes."""
 
-    passes: tuple[str, ...] = ()  # pipeline/graph.py passes, in order
+    passes: tuple[str, ...] = ()  # pipeline/formats/graph.py passes, in order
 
     KIND = "from_tflite"
     STAGE = "export"
@@ -142,7 +142,7 @@ class FromTflite(Recipe):
 
 @dataclass(frozen=True)
 class GraphPasses(Recipe):
-    """The parent ONNX model with pipeline/graph.py's passes applied."""
+    """The parent ONNX model with pipeline/formats/graph.py's passes applied."""
 
     passes: tuple[str, ...] = ()  # in order
 

@@ -25,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import ablation, artifacts, runners, stage
+from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
+from pipeline.core import stage
+from pipeline.measure import ablation, runners
 
 log = logging.getLogger("pipeline.benchmark")
 SCHEMA = 2

@@ -55,7 +55,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class PruneConfig:
     final_sparsity: float = 0.80  # fraction of all Conv2D/Dense kernel weights that end up zero
-    # None: each layer's sparsity is derived from sensitivity.json (pipeline/allocate.py: the split
+    # None: each layer's sparsity is derived from sensitivity.json (pipeline/nn/allocate.py: the split
     # of final_sparsity with the least summed solo validation-accuracy drop, i.e. the weights that
     # cost least per weight go first). Layer names: the override, these stay dense and the others
     # share final_sparsity evenly.
@@ -70,7 +70,7 @@ class PruneConfig:
 @dataclass(frozen=True)
 class StructuredConfig:
     # Filters and units kept (of 30, 15, 128, 50), strongest by L1 norm. None: derived from
-    # sensitivity.json (pipeline/allocate.py: one solo-drop threshold shared by all layers, the
+    # sensitivity.json (pipeline/nn/allocate.py: one solo-drop threshold shared by all layers, the
     # smallest that meets the budgets below). The default is an override: among fine-tuned
     # candidates that meet the size, arena and speed targets, the one kept on validation (README).
     # conv1 and dense1 are multiples of 16, the channel block of onnxruntime's AVX-512 kernels:

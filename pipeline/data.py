@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import config as config_mod
-from pipeline import stage
+from pipeline.core import stage
 from runtime.metadata import mnist_to_float
 
 log = logging.getLogger("pipeline.data")

@@ -23,8 +23,10 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline import artifacts, onnx_io, schemas, stage
+from pipeline import artifacts
 from pipeline import config as config_mod
+from pipeline.core import schemas, stage
+from pipeline.formats import onnx_io
 
 log = logging.getLogger("pipeline.deploy")
 
@@ -226,7 +228,7 @@ def write_deployed(source: Path, row: dict, baseline: dict, target: Path) -> Non
 
 def write_firmware(a: Path, t: dict) -> None:
     """mcu/model_data.h, .cc and README.md for the microcontroller pick."""
-    from pipeline import firmware
+    from pipeline.formats import firmware
 
     f = t["figures"]
     accuracy = {"validation": f["val_accuracy"], "test": f["accuracy"]}

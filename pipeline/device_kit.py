@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 import runtime
-from pipeline import config, data, stage
+from pipeline import config, data
+from pipeline.core import stage
 
 log = logging.getLogger("pipeline.device_kit")
 

@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import artifacts, graph, onnx_io, stage, tflite_io
+from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
+from pipeline.core import stage
+from pipeline.formats import graph, onnx_io, tflite_io
 from runtime.metadata import ModelSpec
 
 log = logging.getLogger("pipeline.export")
@@ -36,7 +38,7 @@ def representative(cfg: config_mod.Config) -> np.ndarray:
 
 
 def _keras(path: Path):
-    from pipeline import model
+    from pipeline.nn import model
 
     return model.load(path)
 
@@ -109,7 +111,7 @@ def from_tflite(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, out
 
 
 def graph_passes(cfg: config_mod.Config, a: artifacts.Artifact, parent: Path, output: Path) -> None:
-    """The parent with the registry entry's ``passes`` applied (see pipeline/graph.py)."""
+    """The parent with the registry entry's ``passes`` applied (see pipeline/formats/graph.py)."""
     import onnx
 
     passes = a.recipe.passes

@@ -12,7 +12,7 @@ built for this host), one image at a time as on a device, and gets:
   arena), and what TFLM's RecordingMicroAllocator reports (``print_allocations``);
 - the builtin ops it uses (the op resolver a firmware needs) and milliseconds per image.
 Picking the MCU model and writing its firmware files is the deploy stage's (``pick`` here,
-``pipeline.firmware``).
+``pipeline.formats.firmware``).
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import artifacts, data, firmware, runners, stage, tflite_io
+from pipeline import artifacts, data
 from pipeline import config as config_mod
+from pipeline.core import stage
+from pipeline.formats import firmware, tflite_io
+from pipeline.measure import runners
 
 log = logging.getLogger("pipeline.mcu")
 

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import artifacts, runners, schemas, stage
+from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
-from pipeline.measure import tiers
+from pipeline.core import schemas, stage
+from pipeline.measure import runners, tiers
 
 log = logging.getLogger("pipeline.parity")
 SCHEMA = 1
@@ -52,7 +53,8 @@ def twin(a: artifacts.Artifact) -> artifacts.Artifact | None:
 
 def twin_outputs(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     """LiteRT's and TFLite Micro's probabilities for the TFLite model ``path`` (TFLM: int8 models only)."""
-    from pipeline import mcu, tflite_io
+    from pipeline import mcu
+    from pipeline.formats import tflite_io
 
     found = {"litert": runners.open_model(path, "tflite").predict(x)}
     spec = tflite_io.spec(path)

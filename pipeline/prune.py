@@ -17,9 +17,10 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline import artifacts, stage
+from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
+from pipeline.core import stage
 
 log = logging.getLogger("pipeline.prune")
 
@@ -28,7 +29,7 @@ def layer_sparsities(net, p: config_mod.PruneConfig, sensitivity: Path) -> dict[
     """Final kernel sparsity per layer: derived from the sensitivity analysis, or the skip_layers override."""
     import json
 
-    from pipeline import allocate, model
+    from pipeline.nn import allocate, model
 
     try:
         if p.skip_layers is not None:
@@ -53,7 +54,7 @@ def magnitude_prune(
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from pipeline import distill, model
+    from pipeline.nn import distill, model
 
     steps = model.steps_per_epoch(data, cfg.train.batch_size) * p.epochs
     # tfmot updates the masks only on multiples of `frequency`: the ramp must end on one,
@@ -101,7 +102,7 @@ def magnitude_prune(
 
 def run(cfg: config_mod.Config, a: artifacts.Artifact) -> Path:
     """``a``'s parent magnitude-pruned to ``a``'s final_sparsity, the schedule from config ``prune``."""
-    from pipeline import model
+    from pipeline.nn import model
 
     recipe = a.recipe.resolved(cfg)
     p = dataclasses.replace(cfg.prune, final_sparsity=recipe.final_sparsity)

@@ -17,9 +17,10 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline import artifacts, stage
+from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
+from pipeline.core import stage
 
 log = logging.getLogger("pipeline.qat")
 
@@ -28,7 +29,7 @@ def run(cfg: config_mod.Config, a: artifacts.Artifact) -> Path:
     """Fine-tune ``a``'s parent quantisation-aware (``artifacts.QAT``: preserve_sparsity, epochs) -> ``a``."""
     import tensorflow_model_optimization as tfmot
 
-    from pipeline import distill, model
+    from pipeline.nn import distill, model
 
     recipe = a.recipe.resolved(cfg)
     parent, output, preserve_sparsity = cfg.artifacts / a.parent, cfg.artifacts / a.name, recipe.preserve_sparsity

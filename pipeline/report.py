@@ -6,7 +6,7 @@
 Everything comes from ``benchmark.json``, ``benchmark_predictions.npz`` and ``deploy.json``:
 no model is run and nothing is decided here, so re-rendering takes seconds. The PNGs that
 ``report.md`` embeds go to ``artifacts/report/``; the text (verdict, tables, ``report.md``)
-is composed by ``pipeline.report_text``.
+is composed by ``pipeline.reporting.text``.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import artifacts, damage, model_card, plots, schemas, stage
+from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
-from pipeline.report_md import markdown
-from pipeline.report_text import _order, table, verdict
+from pipeline.core import schemas, stage
+from pipeline.reporting import damage, model_card, plots
+from pipeline.reporting.markdown import markdown
+from pipeline.reporting.text import _order, table, verdict
 
 log = logging.getLogger("pipeline.report")
 
@@ -114,7 +116,7 @@ def render(
 
 def device_section(bench: dict, decision: dict, paths: list[Path]) -> dict:
     """The build machine (from the benchmark) and every device JSON: per-device latency and pick."""
-    from pipeline import devices
+    from pipeline.measure import devices
 
     env = bench["environment"]
     here = {

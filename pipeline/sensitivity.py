@@ -8,7 +8,7 @@ as they are: its kernel magnitude-pruned to each of ``sparsities`` (the smallest
 that kernel zeroed, as tfmot does, without fine-tuning); its weights and its output int8
 fake-quantised; and the model narrowed at that layer only, to each width of ``width_fractions``
 of the baseline's, keeping its filters/units of largest L1 norm (``structured.narrow``). The L1
-norms that ranking uses are saved too. ``pipeline.allocate`` turns the file into the prune
+norms that ranking uses are saved too. ``pipeline.nn.allocate`` turns the file into the prune
 stage's per-layer sparsities and the structured widths.
 
 Quantisation follows TFLite's int8 scheme: weights symmetric per output channel in
@@ -28,7 +28,7 @@ import numpy as np
 
 from pipeline import config as config_mod
 from pipeline import data as data_mod
-from pipeline import stage
+from pipeline.core import stage
 
 log = logging.getLogger("pipeline.sensitivity")
 
@@ -62,7 +62,7 @@ def forward(net, x: np.ndarray, batch_size: int, *, kernels=None, quantise=None,
     a dict that receives the min/max of every prunable layer's output."""
     import tensorflow as tf
 
-    from pipeline import model
+    from pipeline.nn import model
 
     kernels, quantise = kernels or {}, quantise or {}
     logits = []
@@ -102,7 +102,7 @@ def l1_ranking(net) -> dict[str, dict]:
 
 def widths_for(fractions: tuple[float, ...]) -> dict[str, list[int]]:
     """The widths measured per narrowable layer: each fraction of its baseline width, rounded, distinct."""
-    from pipeline import model
+    from pipeline.nn import model
 
     return {
         name: sorted({max(1, round(f * full)) for f in fractions} - {full})
@@ -112,7 +112,8 @@ def widths_for(fractions: tuple[float, ...]) -> dict[str, list[int]]:
 
 def measure(net, data: dict, s: config_mod.SensitivityConfig) -> dict:
     """Every measurement of the stage on ``net`` (the baseline), as the JSON it writes."""
-    from pipeline import model, structured
+    from pipeline import structured
+    from pipeline.nn import model
 
     x, y = data["x_val"], data["y_val"]
 
@@ -161,7 +162,7 @@ def measure(net, data: dict, s: config_mod.SensitivityConfig) -> dict:
 
 
 def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | None = None) -> Path:
-    from pipeline import model
+    from pipeline.nn import model
 
     baseline = baseline or cfg.artifacts / "baseline.keras"
     output = output or cfg.artifacts / "sensitivity.json"

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import allocate, artifacts, stage
+from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
+from pipeline.core import stage
+from pipeline.nn import allocate
 
 log = logging.getLogger("pipeline.structured")
 
@@ -35,7 +37,7 @@ def strongest(kernel: np.ndarray, keep: int) -> np.ndarray:
 
 def narrow(net, widths: tuple[int, int, int, int]):
     """A model of ``widths`` holding the baseline's strongest filters and units."""
-    from pipeline import model
+    from pipeline.nn import model
 
     (c1, b1), (c2, b2), (d1, e1), (d2, e2), (out, bout) = (
         net.get_layer(name).get_weights() for name in ("conv1", "conv2", "dense1", "dense2", "probabilities")
@@ -81,7 +83,8 @@ def derived_widths(s: config_mod.StructuredConfig, sensitivity: Path) -> tuple[i
 
 def run(cfg: config_mod.Config, a: artifacts.Artifact) -> Path:
     """``a``'s parent narrowed to ``a``'s widths (default: config ``structured.widths``), fine-tuned."""
-    from pipeline import model, prune
+    from pipeline import prune
+    from pipeline.nn import model
 
     widths_set = a.recipe.resolved(cfg).widths
     parent, output, started = cfg.artifacts / a.parent, cfg.artifacts / a.name, time.time()

@@ -23,9 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import allocate, artifacts, stage, tflite_io
+from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
+from pipeline.core import stage
+from pipeline.formats import tflite_io
+from pipeline.nn import allocate
 
 log = logging.getLogger("pipeline.sweep")
 FOLDER = "sweep"  # in the artifacts folder: one JSON (and its int8 TFLite file) per point
@@ -43,7 +46,9 @@ def parse(name: str) -> tuple[tuple[int, ...], float]:
 
 
 def measure_point(cfg: config_mod.Config, name: str) -> Path:
-    from pipeline import model, prune, runners, structured
+    from pipeline import prune, structured
+    from pipeline.measure import runners
+    from pipeline.nn import model
 
     started = time.time()
     widths, sparsity = parse(name)
@@ -102,7 +107,7 @@ def best(found: list[dict], baseline_val: float, max_drop_pp: float) -> dict:
 def plot(sweep: dict, artifacts_rows: list[dict], path: Path) -> None:
     """Test accuracy against multiply-adds and against int8 flash: the sweep's points beside the
     pipeline's artifacts, the best points (chosen on validation) named."""
-    from pipeline import plots
+    from pipeline.reporting import plots
 
     plt = plots._pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)

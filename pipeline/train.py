@@ -13,15 +13,16 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline import artifacts, stage
+from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
+from pipeline.core import stage
 
 log = logging.getLogger("pipeline.train")
 
 
 def run(cfg: config_mod.Config, a: artifacts.Artifact) -> Path:
-    from pipeline import model
+    from pipeline.nn import model
 
     output, started = cfg.artifacts / a.name, time.time()
     stage.seed_everything(cfg.seed)

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from pipeline import config as config_mod
-from pipeline import stage
+from pipeline.core import stage
 
 log = logging.getLogger("pipeline.web")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from pipeline import stage
+from pipeline.core import stage
 from tests import tiny_onnx
 
 N = 200  # test (and validation) images in the hand-made benchmark

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import device_kit, devices
-from pipeline.measure import sysroot
+from pipeline import device_kit
+from pipeline.measure import devices, sysroot
 
 pytestmark = pytest.mark.arm
 

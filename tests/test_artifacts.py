@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from pipeline import artifacts, export
+from pipeline import artifacts, config, export
 
 NAMES = [a.name for a in artifacts.ARTIFACTS]
 
@@ -36,7 +36,6 @@ def test_every_stage_is_a_module_with_a_main():
 
 
 def test_stages_read_only_config_sections_that_exist():
-    from pipeline import config
 
     known = set(config.sections(config.Config()))
     for s in artifacts.STAGES:
@@ -47,3 +46,11 @@ def test_the_registry_table_lists_every_artifact(capsys):
     artifacts.main()
     out = capsys.readouterr().out
     assert all(name in out for name in NAMES)
+
+
+ENTRY_POINTS = {"artifacts", "config", "sweep", "serve"}  # the registry, the config, `make sweep`, `make serve`
+
+
+def test_the_top_level_of_pipeline_is_the_stages_and_the_named_entry_points():
+    top = {p.stem for p in (config.REPO_ROOT / "pipeline").glob("*.py") if p.stem != "__init__"}
+    assert top == {s.name for s in artifacts.STAGES} | ENTRY_POINTS

@@ -1,4 +1,4 @@
-"""``runtime.bench`` (on-device figures), ``pipeline.devices`` (merging them) and the device kit.
+"""``runtime.bench`` (on-device figures), ``pipeline.measure.devices`` (merging them) and the device kit.
 
 The fast tests run the bench on tiny models built here; the slow ones build the kit from the
 smoke pipeline and run it as a device would: in fresh virtualenvs with nothing but the runtime.
@@ -19,7 +19,9 @@ import onnx
 import pytest
 from PIL import Image
 
-from pipeline import device_kit, devices, stage
+from pipeline import device_kit
+from pipeline.core import stage
+from pipeline.measure import devices
 from runtime import Classifier, bench
 from tests import tiny_onnx
 

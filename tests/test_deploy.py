@@ -8,7 +8,9 @@ import onnx
 import pytest
 
 from pipeline import config as config_mod
-from pipeline import deploy, onnx_io, schemas
+from pipeline import deploy
+from pipeline.core import schemas
+from pipeline.formats import onnx_io
 from runtime.metadata import ModelSpec
 from tests import handmade
 

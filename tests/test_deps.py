@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import make_env
 
-from pipeline import artifacts, deps
+from pipeline import artifacts
 from pipeline import config as config_mod
+from pipeline.core import deps
 
 REPO = config_mod.REPO_ROOT
 
@@ -108,7 +109,7 @@ def test_editing_the_qat_stage_reruns_qat_models_and_what_is_made_from_them(buil
 
 
 def test_editing_the_report_text_rerenders_only(built):
-    assert plan(built, "--what-if=pipeline/report_text.py") == ["report"]
+    assert plan(built, "--what-if=pipeline/reporting/text.py") == ["report"]
 
 
 def test_a_dry_run_with_an_override_leaves_the_real_stamps_alone(built):
@@ -124,7 +125,8 @@ def test_a_bad_override_stops_make_in_one_line_before_any_stage(built):
 
 def test_stage_modules_depend_on_what_they_import_and_nothing_else():
     assert "runtime/ink.py" not in deps.modules("benchmark")
-    assert "pipeline/graph.py" in deps.modules("export") and "pipeline/graph.py" not in deps.modules("train")
+    graph = "pipeline/formats/graph.py"
+    assert graph in deps.modules("export") and graph not in deps.modules("train")
     assert not any(m in deps.STAMPED for s in artifacts.STAGES for m in deps.modules(s.name))
 
 
@@ -161,7 +163,7 @@ def test_a_recipe_parameter_that_does_not_exist_fails_before_make_runs(tmp_path)
     typo = 'ARTIFACTS += (Artifact("p.keras", "baseline.keras", "fp32", MagnitudePrune(final_sparsty=0.9), "x"),)\n'
     registry.write_text(registry.read_text() + typo)
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.deps", str(tmp_path / "deps.mk")],
+        [sys.executable, "-m", "pipeline.core.deps", str(tmp_path / "deps.mk")],
         cwd=repo, env=make_env(tmp_path / "a"), capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode != 0 and "final_sparsty" in done.stderr

@@ -1,12 +1,12 @@
-"""Knowledge distillation (pipeline.distill) on tiny models and hand-made tensors."""
+"""Knowledge distillation (pipeline.nn.distill) on tiny models and hand-made tensors."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline import distill, model
 from pipeline.config import TrainConfig
+from pipeline.nn import distill, model
 
 
 def softmax(z, t=1.0):

@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from pipeline import graph
+from pipeline.formats import graph
 from runtime.session import ort_defaults, session_options
 from tests import tiny_onnx
 

@@ -1,4 +1,4 @@
-"""The microcontroller target: TFLite Micro measurements (pipeline.mcu) and firmware files (pipeline.firmware)."""
+"""The microcontroller target: TFLite Micro measurements (pipeline.mcu), firmware files (pipeline.formats.firmware)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from pipeline import config, firmware, mcu, tflite_io
+from pipeline import config, mcu
+from pipeline.formats import firmware, tflite_io
 
 # --- fast: the C array, the resolver, the arena size, the pick --------------------------------
 

@@ -15,7 +15,8 @@ import os
 import numpy as np
 import pytest
 
-from pipeline import artifacts, config, parity, schemas
+from pipeline import artifacts, config, parity
+from pipeline.core import schemas
 from pipeline.measure import tiers
 
 # Probabilities of a float model on two CPUs: a few float32 ulps through softmax. 1e-4 is ~100x the

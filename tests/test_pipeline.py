@@ -7,7 +7,10 @@ import onnx
 import pytest
 from conftest import make
 
-from pipeline import artifacts, data, onnx_io, runners, stage
+from pipeline import artifacts, data
+from pipeline.core import stage
+from pipeline.formats import onnx_io
+from pipeline.measure import runners
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +58,7 @@ def test_the_deployed_model_carries_its_measured_accuracy(smoke_artifacts):
 
 
 def test_the_mcu_pick_ships_as_firmware_files_holding_its_exact_bytes(smoke_artifacts):
-    from pipeline import firmware
+    from pipeline.formats import firmware
 
     decision = json.loads((smoke_artifacts / "deploy.json").read_text())
     mcu = next(t for t in decision["targets"] if t["format"] == "tflite-micro")

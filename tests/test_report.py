@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from pipeline import config as config_mod
-from pipeline import deploy, plots, report, schemas
+from pipeline import deploy, report
+from pipeline.core import schemas
+from pipeline.reporting import plots
 from tests import handmade
 
 IMAGES = np.random.default_rng(1).integers(0, 256, (handmade.N, 28, 28), dtype=np.uint8)

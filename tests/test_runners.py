@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import runners, tflite_io
+from pipeline.formats import tflite_io
+from pipeline.measure import runners
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Sensitivity analysis (pipeline.sensitivity) and the per-layer rules derived from it (pipeline.allocate)."""
+"""Sensitivity analysis (pipeline.sensitivity) and the per-layer rules derived from it (pipeline.nn.allocate)."""
 
 import dataclasses
 import json
@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from pipeline import allocate, config, model, sensitivity
+from pipeline import config, sensitivity
+from pipeline.nn import allocate, model
 
 
 @pytest.fixture(scope="module")

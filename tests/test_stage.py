@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from pipeline import stage
+from pipeline.core import stage
 
 SCRIPT = """
 import os
-from pipeline import quiet
+from pipeline.core import quiet
 with quiet.third_party_chatter_filtered():
     os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
     os.write(2, b"I0000 00:00:1795244305.688907   26947 port.cc:153] oneDNN custom operations are on.\\n")

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline import model, structured
+from pipeline import structured
+from pipeline.nn import model
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import config, data, stage, web
+from pipeline import config, data, web
+from pipeline.core import stage
 from runtime import Classifier
 from runtime.metadata import mnist_to_float
 from runtime.preprocess import PreprocessError

@@ -1,1 +1,2 @@
-"""Helpers that turn the stages' JSON into what people read: the report's sections."""
+"""What people read, from the stages' JSON: the verdict and tables (text), report.md (markdown), the model card,
+the plots, the damage report and the parity matrix."""

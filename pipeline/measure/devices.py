@@ -19,7 +19,7 @@ from pathlib import Path
 import jsonschema
 from tabulate import tabulate
 
-from pipeline import stage
+from pipeline.core import stage
 
 SCHEMA = "bench_schema.json"  # in the runtime package, beside runtime/bench.py which writes these files
 PICKED = "**pick**"

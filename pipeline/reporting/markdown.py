@@ -1,16 +1,16 @@
 """report.md, from report.json's dict: the sections a reader goes through, in order.
 
-    from pipeline.report_md import markdown
+    from pipeline.reporting.markdown import markdown
     text = markdown(report)   # report: the dict that pipeline.report writes to report.json
 
-Pure functions of that dict, like ``pipeline.report_text`` (the verdict and the artifact table,
+Pure functions of that dict, like ``pipeline.reporting.text`` (the verdict and the artifact table,
 which this document embeds); ``targets_table`` and ``per_class_table`` serve the model card too.
 """
 
 from __future__ import annotations
 
-from pipeline.report_text import _p50, table
 from pipeline.reporting import matrix
+from pipeline.reporting.text import _p50, table
 
 
 def session_table(sessions: dict | None) -> str:

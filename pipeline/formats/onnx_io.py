@@ -14,7 +14,7 @@ from pathlib import Path
 
 import onnx
 
-from pipeline import stage
+from pipeline.core import stage
 from runtime.metadata import MetadataError, ModelSpec
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipeline import config as config_mod
-from pipeline import quiet
+from pipeline.core import quiet
 
 log = logging.getLogger("pipeline")
 

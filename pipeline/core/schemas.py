@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import stage
+from pipeline.core import stage
 
 NUMBER = {"type": "number"}
 LATENCY = {

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 
 from pipeline import config as config_mod
-from pipeline import runners
+from pipeline.measure import runners
 
-log = logging.getLogger("pipeline.ablation")
+log = logging.getLogger("pipeline.measure.ablation")
 
 VARIANTS = {
     "runtime options": {},

@@ -73,7 +73,7 @@ class KerasRunner(Runner):
     def __init__(self, path: Path):
         import tensorflow as tf
 
-        from pipeline import model
+        from pipeline.nn import model
 
         self.tf, self.net = tf, model.load(path)
         self.fn = tf.function(lambda x: self.net(x, training=False))
@@ -98,7 +98,7 @@ class KerasRunner(Runner):
         return lambda x: self.fn(x).numpy()
 
     def weights(self):
-        from pipeline import model
+        from pipeline.nn import model
 
         # QAT wraps each layer; the wrapper holds the float kernel and bias as variables.
         layers = [layer for layer in self.net.layers if isinstance(getattr(layer, "layer", layer), model.PRUNABLE)]
@@ -110,7 +110,7 @@ class LiteRunner(Runner):
     def __init__(self, path: Path):
         from ai_edge_litert.interpreter import Interpreter
 
-        from pipeline import tflite_io
+        from pipeline.formats import tflite_io
 
         self.path, self.Interpreter = path, Interpreter
         self.spec = tflite_io.spec(path)
@@ -228,7 +228,7 @@ class OnnxRunner(Runner):
 
 
 def open_model(path: Path, fmt: str) -> Runner:
-    from pipeline import stage
+    from pipeline.core import stage
 
     if not path.is_file():
         raise stage.PipelineError(f"{path} is missing: run `make all` to build it")

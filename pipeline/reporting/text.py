@@ -1,6 +1,6 @@
 """The report's text, from report.json's dict: the verdict, the artifact tables and ``report.md``.
 
-    from pipeline.report_text import table
+    from pipeline.reporting.text import table
     print(table(report["artifacts"], report["deployed"]))  # report: the dict that pipeline.report writes
 
 Pure functions of that dict: nothing is measured, read, decided or written here (``pipeline.report`` writes,
@@ -10,7 +10,7 @@ Pure functions of that dict: nothing is measured, read, decided or written here 
 from __future__ import annotations
 
 from pipeline.deploy import BASELINE_ONNX, BASELINE_TFLITE
-from pipeline.devices import KEY_ISA
+from pipeline.measure.devices import KEY_ISA
 from pipeline.reporting import matrix
 
 FORMAT_ORDER = {"keras": 0, "tflite": 1, "onnx": 2}  # table order: by format, then as benchmarked (lineage)

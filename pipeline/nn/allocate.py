@@ -1,6 +1,6 @@
 """Per-layer settings derived from the sensitivity analysis (``artifacts/sensitivity.json``).
 
-    from pipeline import allocate
+    from pipeline.nn import allocate
     sparsities = allocate.sparsities(sensitivity, final_sparsity=0.8)   # {"dense1": 0.82, ...}
     widths = allocate.widths(sensitivity, max_weights=16000)            # (f1, f2, u1, u2)
 

@@ -21,7 +21,7 @@ import time
 
 import tf_keras as keras
 
-log = logging.getLogger("pipeline.progress")
+log = logging.getLogger("pipeline.core.progress")
 EVERY = 5.0  # seconds between two progress lines
 WIDTH = 20  # characters of the bar
 

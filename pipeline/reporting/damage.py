@@ -70,7 +70,7 @@ def compare(y: np.ndarray, base: np.ndarray, model: np.ndarray) -> dict:
 
 def flips_gallery(images: np.ndarray, y: np.ndarray, d: dict, name: str, *, pred: np.ndarray, path: Path) -> None:
     """The test digits that flipped: right -> wrong (red, with the new answer) and wrong -> right (green)."""
-    from pipeline import plots
+    from pipeline.reporting import plots
 
     plt = plots._pyplot()
     flips = [(i, "firebrick") for i in d["right_to_wrong"]] + [(i, "forestgreen") for i in d["wrong_to_right"]]
@@ -94,7 +94,7 @@ def flips_gallery(images: np.ndarray, y: np.ndarray, d: dict, name: str, *, pred
 
 def reliability_plot(curves: dict[str, list[dict]], path: Path) -> None:
     """Accuracy against confidence per model (the diagonal is perfect calibration), with each ECE."""
-    from pipeline import plots
+    from pipeline.reporting import plots
 
     plt = plots._pyplot()
     fig, ax = plt.subplots(figsize=(5.8, 5))

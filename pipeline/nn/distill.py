@@ -1,6 +1,6 @@
 """Knowledge distillation: a student fine-tunes on the labels and on a frozen teacher's softened outputs.
 
-    from pipeline import distill
+    from pipeline.nn import distill
     distill.fit(student, teacher, data, cfg.train, what="structured", epochs=12, learning_rate=2e-3,
                 seed=1235, temperature=4.0, alpha=0.7, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline import model
 from pipeline.config import TrainConfig
+from pipeline.nn import model
 
 EPSILON = 1e-30  # probabilities are clipped here before the log (float32 keeps ~1e-38)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline import stage
+from pipeline.core import stage
 
 ARRAY = "g_model_data"  # the C array's name; its length is ARRAY + "_len"
 ALIGN = 16  # bytes: TFLM's buffer alignment, for the array and the arena
@@ -226,7 +226,7 @@ def write(
     data, quant = tflite.read_bytes(), io_quantisation(tflite)
     size = arena_size(arena_bytes, margin)
     kind = "probabilities" if ops and ops[-1] == "SOFTMAX" else "scores"
-    about = f"{model_name}, {len(data)} bytes, written by the mnist-edge pipeline (pipeline/firmware.py)"
+    about = f"{model_name}, {len(data)} bytes, written by the mnist-edge pipeline (pipeline/formats/firmware.py)"
     files = {
         "model_data.h": header(ARRAY, size, quant, about, kind),
         "model_data.cc": f'// {about}\n#include "model_data.h"\n\n{c_array(data)}',

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from pipeline.report_md import per_class_table, targets_table
-from pipeline.report_text import _p50
+from pipeline.reporting.markdown import per_class_table, targets_table
+from pipeline.reporting.text import _p50
 
 ARCHITECTURE = (
     "the classic Keras tutorial's larger CNN: Conv 30@5x5 -> max-pool -> Conv 15@3x3 -> max-pool -> "

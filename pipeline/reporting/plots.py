@@ -1,6 +1,6 @@
 """The report's figures, drawn from saved measurements only: no model is run here.
 
-    from pipeline import plots
+    from pipeline.reporting import plots
     plots.pareto(artifacts, "pruned_qat_int8.onnx", "baseline.keras", 0.1, Path("report/pareto.png"))
 
 One function per PNG, each written atomically. Matplotlib is imported inside the functions
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import stage
+from pipeline.core import stage
 
 FORMATS = {"keras": ("tab:gray", "s"), "tflite": ("tab:orange", "^"), "onnx": ("tab:blue", "o")}  # colour, marker
 COLORS = {fmt: color for fmt, (color, _) in FORMATS.items()}

@@ -1,6 +1,6 @@
 """The larger CNN and how every stage trains it.
 
-    from pipeline import model
+    from pipeline.nn import model
     net = model.build()
     model.fit(net, splits, cfg.train, what="train", epochs=10, learning_rate=2e-3, warmup_epochs=1, seed=1234)
     model.finish(cfg, "train", net, output, parents=[...], started=t0, data=splits)  # evaluate, save, record
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import tf_keras as keras
 
-from pipeline import progress
 from pipeline.config import TrainConfig
+from pipeline.core import progress
 
-log = logging.getLogger("pipeline.model")
+log = logging.getLogger("pipeline.nn.model")
 
 NUM_CLASSES = 10
 PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
@@ -172,7 +172,7 @@ def finish(
     **extra,
 ) -> float:
     """What every training stage ends with: validation and test accuracy, save, the output's record."""
-    from pipeline import stage
+    from pipeline.core import stage
 
     val, acc = accuracy(net, data["x_val"], data["y_val"]), accuracy(net, data["x_test"], data["y_test"])
     log.info("%s: validation accuracy %.4f on %d images", output.name, val, len(data["y_val"]))
@@ -195,7 +195,7 @@ def save(net: keras.Model, path: Path, *, hdf5: bool = False) -> None:
     ``load_model`` tells the two formats apart by content, whatever the file name."""
     import warnings
 
-    from pipeline import stage
+    from pipeline.core import stage
 
     with stage.atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy", category=UserWarning)
@@ -206,7 +206,7 @@ def load(path: Path) -> keras.Model:
     """A saved model of any stage (plain, pruned or quantisation-aware)."""
     import tensorflow_model_optimization as tfmot
 
-    from pipeline import stage
+    from pipeline.core import stage
 
     if not path.is_file():
         raise stage.PipelineError(f"{path} is missing: run `make all` to build it")

@@ -1,0 +1,1 @@
+"""Model files: ONNX and TFLite conversion and metadata, ONNX graph passes, TFLite Micro firmware files."""
