@@ -36,7 +36,6 @@ def test_every_stage_is_a_module_with_a_main():
 
 
 def test_stages_read_only_config_sections_that_exist():
-
     known = set(config.sections(config.Config()))
     for s in artifacts.STAGES:
         assert set(s.reads) <= known, f"{s.name} reads {set(s.reads) - known}"
