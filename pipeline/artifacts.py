@@ -282,6 +282,11 @@ def check(cfg: object) -> None:
         seen.add(a.name)
 
 
+def reference(fmt: str) -> str:
+    """The baseline's own fp32 export in ``fmt``: what other artifacts' sizes and speeds are compared with."""
+    return next(a.name for a in ARTIFACTS if (a.parent, a.format, a.precision) == (BASELINE, fmt, "fp32"))
+
+
 def of_stage(stage: str) -> list[Artifact]:
     return [a for a in ARTIFACTS if a.stage == stage]
 

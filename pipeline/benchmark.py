@@ -28,11 +28,11 @@ import numpy as np
 from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
-from pipeline.core import stage
+from pipeline.core import schemas, stage
 from pipeline.measure import ablation, runners
 
 log = logging.getLogger("pipeline.benchmark")
-SCHEMA = 2
+SCHEMA = schemas.VERSIONS["benchmark"]
 
 
 def environment() -> dict:

@@ -30,6 +30,12 @@ PROFILES = ("default", "smoke")
 SET_ENV = "SET"  # space-separated KEY=VALUE overrides, e.g. SET="prune.epochs=3 seed=7"
 
 
+# The larger CNN's weight layers, input to output, as pipeline/nn/model.py names them; the first four
+# are the ones structured pruning narrows. Defined here, standard library only, so the config can
+# check layer names before anything loads TensorFlow.
+LAYERS = ("conv1", "conv2", "dense1", "dense2", "probabilities")
+
+
 class ConfigError(ValueError):
     """A config value that cannot work; raised before any stage does work."""
 
@@ -161,6 +167,14 @@ class DeployConfig:
     max_accuracy_drop: float = 0.1  # percentage points of validation accuracy a deployable model may lose
     latency_tie: float = 0.05  # p50s within this fraction of the fastest are a tie, broken by gzip size:
     # the same model's p50 moves by a few per cent from run to run, so a closer race is noise
+    # Goals the report checks (not enforced), on test-set figures of the deployed model and the MCU pick:
+    goal_accuracy_delta_pp: float = -0.1  # test accuracy minus the baseline's, percentage points, at least
+    goal_gzip_x: float = 10.0  # gzip size this many times smaller than baseline_fp32.tflite's, at least
+    goal_p50_runtime: float = 0.5  # batch-1 p50 over baseline_fp32.onnx's, the runtime's options, at most
+    goal_p50_defaults: float = 0.4  # the same under onnxruntime's defaults, at most (CPU-dependent: see the report)
+    goal_p50_litert: float = 0.8  # batch-1 p50 over baseline_fp32.tflite's on LiteRT, at most
+    goal_mcu_flash_kb: float = 32.0  # the MCU pick's TFLite Micro model bytes, KB (1000 bytes), at most
+    goal_mcu_arena_kb: float = 16.0  # its tensor arena, KB, at most
 
 
 @dataclass(frozen=True)
@@ -333,7 +347,7 @@ def _validate(cfg: Config) -> None:
     check(
         s.widths is not None or any(budgets), "structured.widths", s.widths, "none needs a budget (max_parameters...)"
     )
-    layers = ("conv1", "conv2", "dense1", "dense2", "probabilities")
+    layers = LAYERS
     for section, p in (("prune", cfg.prune), ("structured.fine_tune", cfg.structured.fine_tune)):
         ok = p.skip_layers is None or set(p.skip_layers) <= set(layers)
         check(ok, f"{section}.skip_layers", p.skip_layers, f"must be none (derived) or among {', '.join(layers)}")

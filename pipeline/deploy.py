@@ -25,13 +25,13 @@ from pathlib import Path
 
 from pipeline import artifacts
 from pipeline import config as config_mod
-from pipeline.core import schemas, stage
+from pipeline.core import rules, schemas, stage
 from pipeline.formats import onnx_io
 
 log = logging.getLogger("pipeline.deploy")
 
-BASELINE_ONNX = "baseline_fp32.onnx"  # the speed reference on onnxruntime
-BASELINE_TFLITE = "baseline_fp32.tflite"  # the size reference (gzip) and the speed reference on LiteRT
+BASELINE_ONNX = artifacts.reference("onnx")  # the speed reference on onnxruntime
+BASELINE_TFLITE = artifacts.reference("tflite")  # the size reference (gzip) and the speed reference on LiteRT
 RULE = (
     "among the {fmt} artifacts whose validation accuracy is within {drop:g} pp of {baseline}'s, the fastest at "
     "batch 1 ({speed}; p50s within {tie:.0%} of the fastest are a tie, broken by gzip size); if none qualifies, "
@@ -43,6 +43,7 @@ TARGETS = (
     ("onnxruntime, runtime options", "onnx", "latency_us", "p50 with the runtime's session options"),
     ("LiteRT", "tflite", "latency_us", "p50 on LiteRT"),
 )
+DEPLOYED = "model.onnx"  # the deployed model: a copy of the pick with its accuracies in its metadata
 PARITY_RULE = ", among those whose digits agree on every CPU tier of parity.json"
 DEPLOYED_TARGET = TARGETS[0][0]  # model.onnx must be fast wherever it is loaded
 MCU_TARGET = "TFLite Micro"
@@ -50,24 +51,36 @@ MCU_RULE = (
     "among the int8 TFLite artifacts whose validation accuracy in TFLite Micro is within {drop:g} pp of {baseline}'s, "
     "the smallest flash + arena; if none qualifies, the most accurate on validation"
 )
-MCU_GOALS = (
-    ("mcu_flash_kb", "<=", 32.0, "MCU pick: flash <= 32 KB"),
-    ("mcu_arena_kb", "<=", 16.0, "MCU pick: arena <= 16 KB"),
-    ("mcu_accuracy_delta_pp", ">=", -0.1, "MCU pick: test accuracy >= baseline.keras - 0.1 pp (in TFLite Micro)"),
-)
-# Checked and reported, not enforced: (comparison key, op, limit, what it means). Test-set figures.
+# Checked and reported, not enforced: (comparison key, op, the config `deploy` field holding the limit,
+# what it means with {limit} filled in). Test-set figures.
 GOALS = (
-    ("accuracy_delta_pp", ">=", -0.1, "test accuracy >= baseline.keras - 0.1 pp"),
-    ("gzip_x_smaller_than_baseline_fp32_tflite", ">=", 10.0, "gzip size >= 10x smaller than baseline_fp32.tflite"),
-    ("p50_vs_baseline_fp32_onnx", "<=", 0.5, "batch-1 p50 <= 0.5x baseline_fp32.onnx's (runtime options)"),
-    ("p50_defaults_vs_baseline_fp32_onnx", "<=", 0.4, "batch-1 p50 <= 0.4x baseline_fp32.onnx's (both ORT defaults)"),
-    ("p50_vs_baseline_fp32_tflite", "<=", 0.8, "batch-1 p50 <= 0.8x baseline_fp32.tflite's (LiteRT)"),
-)
-EPS = 1e-9  # accuracies are ratios of counts: compare with a little slack for float rounding
+    ("accuracy_delta_pp", ">=", "goal_accuracy_delta_pp", "test accuracy >= {baseline} {limit:+g} pp"),
+    ("gzip_x_smaller_than_baseline_fp32_tflite", ">=", "goal_gzip_x", "gzip size >= {limit:g}x smaller than {tflite}"),
+    ("p50_vs_baseline_fp32_onnx", "<=", "goal_p50_runtime", "batch-1 p50 <= {limit:g}x {onnx}'s (runtime options)"),
+    ("p50_defaults_vs_baseline_fp32_onnx", "<=", "goal_p50_defaults",
+     "batch-1 p50 <= {limit:g}x {onnx}'s (both ORT defaults)"),
+    ("p50_vs_baseline_fp32_tflite", "<=", "goal_p50_litert", "batch-1 p50 <= {limit:g}x {tflite}'s (LiteRT)"),
+)  # fmt: skip
+MCU_GOALS = (
+    ("mcu_flash_kb", "<=", "goal_mcu_flash_kb", "MCU pick: flash <= {limit:g} KB"),
+    ("mcu_arena_kb", "<=", "goal_mcu_arena_kb", "MCU pick: arena <= {limit:g} KB"),
+    ("mcu_accuracy_delta_pp", ">=", "goal_accuracy_delta_pp",
+     "MCU pick: test accuracy >= {baseline} {limit:+g} pp (in TFLite Micro)"),
+)  # fmt: skip
+p50 = rules.p50
 
 
-def p50(a: dict, field: str = "latency_us") -> float | None:
-    return (a.get(field) or {}).get("p50")
+def checked(goals: tuple, values: dict, d: config_mod.DeployConfig) -> list[dict]:
+    """Each goal of ``goals``, its limit from config ``deploy``, whether ``values`` meets it (None: not measured)."""
+    found = []
+    for key, op, field, text in goals:
+        limit, v = getattr(d, field), values[key]
+        met = None if v is None else bool(v >= limit - rules.EPS if op == ">=" else v <= limit + rules.EPS)
+        names = {"baseline": artifacts.BASELINE, "onnx": BASELINE_ONNX, "tflite": BASELINE_TFLITE}
+        found.append(
+            {"target": text.format(limit=limit, **names), "key": key, "op": op, "limit": limit, "value": v, "met": met}
+        )
+    return found
 
 
 def choose(
@@ -75,7 +88,7 @@ def choose(
 ) -> tuple[str, list[str], bool]:
     """(name, qualified names fastest first, fallback) among ``rows``: the rule in RULE, on ``key`` accuracy."""
     fastest = lambda a: (p50(a, speed) if p50(a, speed) is not None else float("inf"), a["gzip_bytes"], a["name"])  # noqa: E731
-    ok = sorted((a for a in rows if (baseline_accuracy - a[key]) * 100 <= max_drop_pp + EPS), key=fastest)
+    ok = sorted((a for a in rows if rules.within_bar(baseline_accuracy, a[key], max_drop_pp)), key=fastest)
     if ok:
         tied = [a for a in ok if fastest(a)[0] <= fastest(ok[0])[0] * (1 + tie)]
         return min(tied, key=lambda a: (a["gzip_bytes"], *fastest(a)))["name"], [a["name"] for a in ok], False
@@ -101,7 +114,7 @@ def pick(
     return {"pick": name, "qualified": qualified, "fallback": fallback}
 
 
-def compare(by_name: dict[str, dict], deployed: str, baseline: str) -> tuple[dict, list[dict]]:
+def compare(by_name: dict[str, dict], deployed: str, baseline: str, limits: config_mod.DeployConfig) -> tuple:
     """The deployed model against the baselines (test-set figures), and the GOALS checked (None: not measured)."""
     d, onnx_ref, tflite_ref = by_name[deployed], by_name.get(BASELINE_ONNX, {}), by_name.get(BASELINE_TFLITE, {})
     ratio = lambda a, b: a / b if a is not None and b else None  # noqa: E731
@@ -115,12 +128,7 @@ def compare(by_name: dict[str, dict], deployed: str, baseline: str) -> tuple[dic
         ),
         "p50_vs_baseline_fp32_tflite": ratio(p50(d), p50(tflite_ref)),
     }
-    met = lambda v, op, limit: None if v is None else bool(v >= limit - EPS if op == ">=" else v <= limit + EPS)  # noqa: E731
-    goals = [
-        {"target": text, "key": k, "op": op, "limit": limit, "value": c[k], "met": met(c[k], op, limit)}
-        for k, op, limit, text in GOALS
-    ]
-    return c, goals
+    return c, checked(GOALS, c, limits)
 
 
 def mcu_target(cfg: config_mod.Config, base: dict, measured: dict) -> dict:
@@ -130,7 +138,7 @@ def mcu_target(cfg: config_mod.Config, base: dict, measured: dict) -> dict:
     models, drop = measured["models"], cfg.deploy.max_accuracy_drop
     name, fallback = mcu.pick(models, base["val_accuracy"], drop)
     footprint = lambda m: m["flash_bytes"] + m["arena_bytes"]  # noqa: E731
-    ok = [m for m in models if (base["val_accuracy"] - m["val_accuracy"]) * 100 <= drop + EPS]
+    ok = [m for m in models if rules.within_bar(base["val_accuracy"], m["val_accuracy"], drop)]
     by_test = [m | {"val_accuracy": m["test_accuracy"]} for m in models]
     m = next(x for x in models if x["name"] == name)
     figures = {k: m[k] for k in ("flash_bytes", "arena_bytes", "val_accuracy", "agreement_with_litert", "ops")}
@@ -148,18 +156,28 @@ def mcu_target(cfg: config_mod.Config, base: dict, measured: dict) -> dict:
     }
 
 
-def mcu_goals(t: dict, base: dict) -> list[dict]:
+def mcu_goals(t: dict, base: dict, d: config_mod.DeployConfig) -> list[dict]:
     f = t["figures"]
     values = {
         "mcu_flash_kb": f["flash_bytes"] / 1000,
         "mcu_arena_kb": f["arena_bytes"] / 1000,
         "mcu_accuracy_delta_pp": round((f["accuracy"] - base["accuracy"]) * 100, 6),
     }
-    met = lambda v, op, limit: bool(v >= limit - EPS if op == ">=" else v <= limit + EPS)  # noqa: E731
-    return [
-        {"target": text, "key": k, "op": op, "limit": limit, "value": values[k], "met": met(values[k], op, limit)}
-        for k, op, limit, text in MCU_GOALS
-    ]
+    return checked(MCU_GOALS, values, d)
+
+
+def onnx_files(folder: Path) -> list[Path]:
+    """``model.onnx`` and every ONNX artifact ``benchmark.json`` lists, in registry order, each checked to exist:
+    what the web site and the device kit ship."""
+    bench = folder / "benchmark.json"
+    if not bench.is_file():
+        raise stage.PipelineError(f"{bench} is missing: run `make all` first")
+    names = [a["name"] for a in json.loads(bench.read_text())["artifacts"] if a["format"] == "onnx"]
+    paths = [folder / name for name in dict.fromkeys([DEPLOYED, *names])]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise stage.PipelineError(f"{', '.join(missing)} missing in {folder}: run `make all` first")
+    return paths
 
 
 def doc_string(a: dict, baseline: dict) -> str:
@@ -194,10 +212,10 @@ def decide(bench: dict, cfg: config_mod.Config, mcu_measured: dict | None = None
         by_test = pick(bench, cfg, fmt, speed, key="accuracy", exclude=exclude)["pick"]
         targets.append({"target": target, "format": fmt, "speed": speed, "rule": rule, **chosen, "test_pick": by_test})
     deployed = targets[0]["pick"]
-    comparison, goals = compare(by_name, deployed, base)
+    comparison, goals = compare(by_name, deployed, base, d)
     if mcu_measured and mcu_measured.get("models"):
         targets.append(mcu_target(cfg, by_name[base], mcu_measured))
-        goals += mcu_goals(targets[-1], by_name[base])
+        goals += mcu_goals(targets[-1], by_name[base], d)
     return {
         "deployed": deployed,
         "deployed_target": DEPLOYED_TARGET,
@@ -249,15 +267,13 @@ def run(cfg: config_mod.Config) -> Path:
     )
     decision = decide(bench, cfg, measured, parity)
     by_name = {x["name"]: x for x in bench["artifacts"]}
-    write_deployed(
-        a / decision["deployed"], by_name[decision["deployed"]], by_name[bench["baseline"]], a / "model.onnx"
-    )
+    write_deployed(a / decision["deployed"], by_name[decision["deployed"]], by_name[bench["baseline"]], a / DEPLOYED)
     for t in decision["targets"]:
         if t["target"] == MCU_TARGET:
             write_firmware(a, t)
     output = a / "deploy.json"
     stage.write_json(output, decision)
-    stage.record(cfg, "deploy", [output, a / "model.onnx"], [path, a / decision["deployed"]], started)
+    stage.record(cfg, "deploy", [output, a / DEPLOYED], [path, a / decision["deployed"]], started)
     for t in decision["targets"]:
         log.info("%s: %s%s", t["target"], t["pick"], " (fallback: none qualified)" if t["fallback"] else "")
     log.info("deployed %s as model.onnx", decision["deployed"])

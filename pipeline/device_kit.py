@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import logging
 import tarfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import runtime
-from pipeline import config, data
+from pipeline import config, data, deploy
 from pipeline.core import stage
 
 log = logging.getLogger("pipeline.device_kit")
@@ -68,15 +67,7 @@ Models ({count}): {models}; `model.onnx` is the deployed one{deployed}.
 
 def candidates(artifacts: Path) -> list[Path]:
     """Every ONNX artifact the benchmark measured, and the deployed ``model.onnx``."""
-    bench = artifacts / "benchmark.json"
-    if not bench.is_file():
-        raise stage.PipelineError(f"{bench} is missing: run `make bench` first")
-    names = [a["name"] for a in json.loads(bench.read_text())["artifacts"] if a["format"] == "onnx"]
-    paths = [artifacts / n for n in dict.fromkeys([*names, "model.onnx"])]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        raise stage.PipelineError(f"{', '.join(missing)} missing from {artifacts}: run `make all` first")
-    return paths
+    return deploy.onnx_files(artifacts)
 
 
 def pick(labels: np.ndarray, per_class: int = PER_CLASS, seed: int = SEED) -> np.ndarray:

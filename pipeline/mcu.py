@@ -33,7 +33,7 @@ import numpy as np
 
 from pipeline import artifacts, data
 from pipeline import config as config_mod
-from pipeline.core import stage
+from pipeline.core import rules, stage
 from pipeline.formats import firmware, tflite_io
 from pipeline.measure import runners
 
@@ -42,7 +42,6 @@ log = logging.getLogger("pipeline.mcu")
 OUTPUT = "mcu.json"
 ARENA_GRANULARITY = 16  # bytes: the bisection's step, TFLM's buffer alignment
 MAX_ARENA = 64 << 20  # bytes: a model that needs more is no microcontroller model
-EPS = 1e-9  # accuracies are ratios of counts: compare with a little slack for float rounding
 
 
 def default_names() -> list[str]:
@@ -183,7 +182,7 @@ def measure(path: Path, splits: dict[str, np.ndarray], granularity: int = ARENA_
 def pick(models: list[dict], baseline_val_accuracy: float, max_drop_pp: float) -> tuple[str, bool]:
     """(name, fallback): the smallest flash + arena among ``models`` whose validation accuracy is
     within ``max_drop_pp`` of the baseline's; if none is, the most accurate on validation."""
-    ok = [m for m in models if (baseline_val_accuracy - m["val_accuracy"]) * 100 <= max_drop_pp + EPS]
+    ok = [m for m in models if rules.within_bar(baseline_val_accuracy, m["val_accuracy"], max_drop_pp)]
     if ok:
         return min(ok, key=lambda m: (m["flash_bytes"] + m["arena_bytes"], -m["val_accuracy"], m["name"]))[
             "name"

@@ -30,7 +30,7 @@ from pipeline.core import schemas, stage
 from pipeline.measure import runners, tiers
 
 log = logging.getLogger("pipeline.parity")
-SCHEMA = 1
+SCHEMA = schemas.VERSIONS["parity"]
 SESSIONS = ("defaults", "runtime")  # runtime.parity.SESSIONS: onnxruntime's default options, the runtime's
 
 

@@ -26,13 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
 from pipeline.core import stage
 
 log = logging.getLogger("pipeline.sensitivity")
 
-LAYERS = ("conv1", "conv2", "dense1", "dense2", "probabilities")  # every prunable layer, input to output
+LAYERS = config_mod.LAYERS  # every prunable layer, input to output
 NARROWABLE = LAYERS[:-1]  # the classifier keeps its ten units
 
 
@@ -164,7 +165,7 @@ def measure(net, data: dict, s: config_mod.SensitivityConfig) -> dict:
 def run(cfg: config_mod.Config, baseline: Path | None = None, output: Path | None = None) -> Path:
     from pipeline.nn import model
 
-    baseline = baseline or cfg.artifacts / "baseline.keras"
+    baseline = baseline or cfg.artifacts / artifacts.BASELINE
     output = output or cfg.artifacts / "sensitivity.json"
     started = time.time()
     stage.seed_everything(cfg.seed)

@@ -23,6 +23,7 @@ import numpy as np
 from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
+from pipeline.config import LAYERS
 from pipeline.core import stage
 from pipeline.nn import allocate
 
@@ -39,9 +40,7 @@ def narrow(net, widths: tuple[int, int, int, int]):
     """A model of ``widths`` holding the baseline's strongest filters and units."""
     from pipeline.nn import model
 
-    (c1, b1), (c2, b2), (d1, e1), (d2, e2), (out, bout) = (
-        net.get_layer(name).get_weights() for name in ("conv1", "conv2", "dense1", "dense2", "probabilities")
-    )
+    (c1, b1), (c2, b2), (d1, e1), (d2, e2), (out, bout) = (net.get_layer(name).get_weights() for name in LAYERS)
     if any(w > full for w, full in zip(widths, model.WIDTHS, strict=True)):
         raise stage.PipelineError(f"structured.widths={widths} must not exceed the baseline's {model.WIDTHS}")
     f1, f2, u1, u2 = widths
@@ -56,13 +55,7 @@ def narrow(net, widths: tuple[int, int, int, int]):
     k = strongest(d2, u2)
     d2, e2, out = d2[:, k], e2[k], out[k]
     small = model.build(widths)
-    for name, weights in [
-        ("conv1", [c1, b1]),
-        ("conv2", [c2, b2]),
-        ("dense1", [d1, e1]),
-        ("dense2", [d2, e2]),
-        ("probabilities", [out, bout]),
-    ]:
+    for name, weights in zip(LAYERS, [[c1, b1], [c2, b2], [d1, e1], [d2, e2], [out, bout]], strict=True):
         small.get_layer(name).set_weights(weights)
     return small
 

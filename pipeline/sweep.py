@@ -26,7 +26,7 @@ import numpy as np
 from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
-from pipeline.core import stage
+from pipeline.core import rules, stage
 from pipeline.formats import tflite_io
 from pipeline.nn import allocate
 
@@ -99,7 +99,7 @@ def measure_point(cfg: config_mod.Config, name: str) -> Path:
 
 def best(found: list[dict], baseline_val: float, max_drop_pp: float) -> dict:
     """On validation: the smallest int8 flash and the fewest MACs among the points within the bar."""
-    ok = [p for p in found if (baseline_val - p["int8_val_accuracy"]) * 100 <= max_drop_pp + 1e-9]
+    ok = [p for p in found if rules.within_bar(baseline_val, p["int8_val_accuracy"], max_drop_pp)]
     pick = lambda key: min(ok, key=lambda p: (p[key], -p["int8_val_accuracy"]))["name"] if ok else None  # noqa: E731
     return {"smallest_flash": pick("flash_bytes"), "fewest_macs": pick("macs"), "within_bar": [p["name"] for p in ok]}
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from pipeline import config as config_mod
+from pipeline import deploy
 from pipeline.core import stage
 
 log = logging.getLogger("pipeline.web")
@@ -39,7 +40,7 @@ PACKAGE = "onnxruntime-web"
 # What the wasm backend loads: ort.wasm.bundle.min.mjs bundles the emscripten glue
 # (ort-wasm-simd-threaded.mjs) and fetches the wasm binary beside itself.
 RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
-DEPLOYED = "model.onnx"
+DEPLOYED = deploy.DEPLOYED
 GZIP_MIN_BYTES = 1024  # smaller files are not worth a second request path
 GZIP_MAX_RATIO = 0.9  # keep a .gz copy only if it saves at least a tenth
 SKIPPED = (
@@ -83,16 +84,7 @@ def ensure_runtime(sources: Path = SOURCES) -> Path | None:
 
 def models(cfg: config_mod.Config) -> list[Path]:
     """model.onnx and every ONNX artifact benchmark.json lists, each checked to exist."""
-    bench = cfg.artifacts / "benchmark.json"
-    if not bench.is_file():
-        raise stage.PipelineError(f"{bench} is missing: run `make all` first")
-    onnx = sorted(a["name"] for a in json.loads(bench.read_text())["artifacts"] if a["format"] == "onnx")
-    names = [DEPLOYED, *onnx]
-    paths = [cfg.artifacts / name for name in dict.fromkeys(names)]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        raise stage.PipelineError(f"{', '.join(missing)} missing in {cfg.artifacts}: run `make all` first")
-    return paths
+    return deploy.onnx_files(cfg.artifacts)
 
 
 def page_files(sources: Path = SOURCES) -> list[Path]:

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import artifacts
 from pipeline.core import stage
+
+# The version each stage writes into its JSON's "schema" field; a reader rejects any other.
+VERSIONS = {"benchmark": 2, "parity": 1}
 
 NUMBER = {"type": "number"}
 LATENCY = {
@@ -45,8 +49,8 @@ ARTIFACT = {
     ],
     "properties": {
         "name": {"type": "string"},
-        "format": {"enum": ["keras", "tflite", "onnx"]},
-        "precision": {"enum": ["fp32", "fp16", "dynamic", "int8", "int8-weights"]},
+        "format": {"enum": list(artifacts.FORMATS)},
+        "precision": {"enum": list(artifacts.PRECISIONS)},
         "parent": {"type": ["string", "null"]},
         "accuracy": {"type": "number", "minimum": 0, "maximum": 1},
         "val_accuracy": {"type": "number", "minimum": 0, "maximum": 1},
@@ -63,7 +67,7 @@ BENCHMARK = {
     "type": "object",
     "required": ["schema", "dataset", "environment", "baseline", "settings", "artifacts"],
     "properties": {
-        "schema": {"const": 2},
+        "schema": {"const": VERSIONS["benchmark"]},
         "dataset": {"type": "object", "required": ["name", "test_samples", "validation_samples"]},
         "environment": {
             "type": "object",
@@ -117,7 +121,7 @@ PARITY = {
     "type": "object",
     "required": ["schema", "images", "sessions", "tiers", "artifacts"],
     "properties": {
-        "schema": {"const": 1},
+        "schema": {"const": VERSIONS["parity"]},
         "images": {"type": "object", "required": ["count", "validation", "test"]},
         "tiers": {
             "type": "array",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline.measure import runners
 
@@ -25,7 +26,7 @@ VARIANTS = {
     "graph optimisation 'extended' (no NCHWc layouts)": {"level": "ORT_ENABLE_EXTENDED"},
     "2 intra-op threads": {"threads": 2},
 }
-MODELS = ("baseline_fp32.onnx", "pruned_qat_int8.onnx", "structured_qat_int8.onnx", "structured_w8.onnx")
+MODELS = tuple(a.name for a in artifacts.ARTIFACTS if a.format == "onnx")  # every ONNX artifact
 
 
 def options(change: dict):

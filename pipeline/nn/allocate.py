@@ -24,8 +24,10 @@ from __future__ import annotations
 import itertools
 import math
 
+from pipeline.config import LAYERS
+
 FULL = (30, 15, 128, 50)  # the baseline's widths, model.WIDTHS (kept here: no TensorFlow import)
-NARROWABLE = ("conv1", "conv2", "dense1", "dense2")
+NARROWABLE = LAYERS[:4]  # structured pruning narrows these; the output layer keeps its ten classes
 
 
 def _drops(sensitivity: dict, points: list[dict], key: str, start: float) -> list[tuple[float, float]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import tf_keras as keras
 
-from pipeline.config import TrainConfig
+from pipeline.config import LAYERS, TrainConfig
 from pipeline.core import progress
 
 log = logging.getLogger("pipeline.nn.model")
@@ -35,18 +35,19 @@ def build(widths: tuple[int, int, int, int] = WIDTHS) -> keras.Model:
     """The larger CNN; narrower ``widths`` give the same family after structured pruning."""
     layers = keras.layers
     f1, f2, u1, u2 = widths
+    conv1, conv2, dense1, dense2, probabilities = LAYERS
     return keras.Sequential(
         [
             keras.Input((28, 28, 1), name="image"),
-            layers.Conv2D(f1, 5, activation="relu", name="conv1"),
+            layers.Conv2D(f1, 5, activation="relu", name=conv1),
             layers.MaxPooling2D(name="pool1"),
-            layers.Conv2D(f2, 3, activation="relu", name="conv2"),
+            layers.Conv2D(f2, 3, activation="relu", name=conv2),
             layers.MaxPooling2D(name="pool2"),
             layers.Dropout(0.2, name="dropout"),
             layers.Flatten(name="flatten"),
-            layers.Dense(u1, activation="relu", name="dense1"),
-            layers.Dense(u2, activation="relu", name="dense2"),
-            layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"),
+            layers.Dense(u1, activation="relu", name=dense1),
+            layers.Dense(u2, activation="relu", name=dense2),
+            layers.Dense(NUM_CLASSES, activation="softmax", name=probabilities),
         ],
         name="larger_cnn" if widths == WIDTHS else "larger_cnn_" + "_".join(map(str, widths)),
     )

@@ -1,7 +1,7 @@
 """The damage report: what compression changed against the baseline, digit by digit.
 
     d = damage.compare(y, baseline_probabilities, probabilities)   # per-class change, flips, calibration
-    damage.flips_gallery(images, y, base_pred, pred, "structured_w8.onnx", Path("report/flips.png"))
+    damage.flips_gallery(images, y, d, "structured_w8.onnx", pred=pred, path=Path("report/flips.png"))
     damage.reliability_plot({"baseline.keras": d["baseline_reliability"], ...}, Path("report/reliability.png"))
 
 An accuracy within 0.1 pp of the baseline can hide a class that got worse or digits that
@@ -72,24 +72,13 @@ def flips_gallery(images: np.ndarray, y: np.ndarray, d: dict, name: str, *, pred
     """The test digits that flipped: right -> wrong (red, with the new answer) and wrong -> right (green)."""
     from pipeline.reporting import plots
 
-    plt = plots._pyplot()
     flips = [(i, "firebrick") for i in d["right_to_wrong"]] + [(i, "forestgreen") for i in d["wrong_to_right"]]
-    columns = 12
-    rows = max(1, math.ceil(len(flips) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.95 + 0.7), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (i, color) in zip(axes.flat, flips, strict=False):
-        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{y[i]}→{pred[i]}", fontsize=9, color=color)
-    if not flips:
-        axes[0, 0].text(0, 0.5, "no test digit flipped", fontsize=10)
-    fig.suptitle(
+    title = (
         f"{name} vs the baseline: {len(d['right_to_wrong'])} right→wrong (red), "
-        f"{len(d['wrong_to_right'])} wrong→right (green); true→{name}'s answer",
-        fontsize=10,
+        f"{len(d['wrong_to_right'])} wrong→right (green); true→{name}'s answer"
     )
-    plots._save(fig, path)
+    tiles = [(i, f"{y[i]}→{pred[i]}", color) for i, color in flips]
+    plots.digit_grid(images, tiles, title, "no test digit flipped", path)
 
 
 def reliability_plot(curves: dict[str, list[dict]], path: Path) -> None:

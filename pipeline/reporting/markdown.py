@@ -9,8 +9,9 @@ which this document embeds); ``targets_table`` and ``per_class_table`` serve the
 
 from __future__ import annotations
 
+from pipeline.core import rules
 from pipeline.reporting import matrix
-from pipeline.reporting.text import _p50, table
+from pipeline.reporting.text import table
 
 
 def session_table(sessions: dict | None) -> str:
@@ -34,7 +35,7 @@ def targets_table(report: dict) -> str:
     ]
     for t in report.get("targets", []):
         a = by_name[t["pick"]]
-        val, test, arena, speed = a["val_accuracy"], a["accuracy"], "-", _p50(a, t["speed"])
+        val, test, arena, speed = a["val_accuracy"], a["accuracy"], "-", rules.p50(a, t["speed"])
         if t["format"] == "tflite-micro":  # its own interpreter's figures, not LiteRT's
             f = t["figures"]
             val, test, arena, speed = f["val_accuracy"], f["accuracy"], f"{f['arena_bytes'] / 1000:,.1f}", None

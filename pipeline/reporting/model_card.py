@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 
+from pipeline.core import rules
+from pipeline.reporting import damage as damage_mod
 from pipeline.reporting.markdown import per_class_table, targets_table
-from pipeline.reporting.text import _p50
 
 ARCHITECTURE = (
     "the classic Keras tutorial's larger CNN: Conv 30@5x5 -> max-pool -> Conv 15@3x3 -> max-pool -> "
@@ -34,7 +35,7 @@ def lineage_table(steps: list[dict]) -> str:
 
 
 def metrics_row(label: str, a: dict) -> str:
-    defaults, options = _p50(a, "latency_us_ort_defaults"), _p50(a)
+    defaults, options = rules.p50(a, "latency_us_ort_defaults"), rules.p50(a)
     cells = [label, _pct(a["val_accuracy"]), _pct(a["accuracy"]), str(a["errors"]), f"{a['gzip_bytes'] / 1000:,.1f}"]
     cells += ["-" if v is None else f"{v:,.1f}" for v in (defaults, options)]
     return "| " + " | ".join(cells) + " |"
@@ -117,7 +118,7 @@ Per-class test accuracy against the baseline:
 
 {per_class_table(damage)}
 
-Calibration (expected calibration error over {15} confidence bins): {damage["ece"] * 100:.2f} % (baseline
+Calibration (expected calibration error over {damage_mod.BINS} confidence bins): {damage["ece"] * 100:.2f} % (baseline
 {damage["ece_baseline"] * 100:.2f} %). Latency and size per deployment target:
 
 {targets_table(report)}

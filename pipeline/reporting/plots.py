@@ -198,19 +198,26 @@ def confusion(matrix: np.ndarray, name: str, path: Path) -> None:
     _save(fig, path)
 
 
-def gallery(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, name: str, path: Path, *, limit=96) -> None:
-    """The first ``limit`` misclassified test digits, each titled true→predicted."""
+def digit_grid(images: np.ndarray, tiles: list[tuple[int, str, str]], title: str, empty: str, path: Path) -> None:
+    """Twelve digits a row: ``tiles`` of (image index, caption, caption colour), ``empty`` shown if none."""
     plt = _pyplot()
-    wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))
-    shown, columns = wrong[:limit], 12
-    rows = max(1, math.ceil(len(shown) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.95 + 0.6), squeeze=False)
+    columns = 12
+    rows = max(1, math.ceil(len(tiles) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.8, rows * 0.95 + 0.7), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, i in zip(axes.flat, shown, strict=False):
+    for ax, (i, caption, color) in zip(axes.flat, tiles, strict=False):
         ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
-        ax.set_title(f"{y_true[i]}→{y_pred[i]}", fontsize=9, color="firebrick")
-    if not len(wrong):
-        axes[0, 0].text(0, 0.5, "no misclassified test digits", fontsize=10)
-    fig.suptitle(f"{name}: {len(shown)} of {len(wrong)} misclassified test digits, true→predicted", fontsize=10)
+        ax.set_title(caption, fontsize=9, color=color)
+    if not tiles:
+        axes[0, 0].text(0, 0.5, empty, fontsize=10)
+    fig.suptitle(title, fontsize=10)
     _save(fig, path)
+
+
+def gallery(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, name: str, path: Path, *, limit=96) -> None:
+    """The first ``limit`` misclassified test digits, each titled true→predicted."""
+    wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))
+    tiles = [(i, f"{y_true[i]}→{y_pred[i]}", "firebrick") for i in wrong[:limit]]
+    title = f"{name}: {len(tiles)} of {len(wrong)} misclassified test digits, true→predicted"
+    digit_grid(images, tiles, title, "no misclassified test digits", path)

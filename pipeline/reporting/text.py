@@ -9,6 +9,7 @@ Pure functions of that dict: nothing is measured, read, decided or written here 
 
 from __future__ import annotations
 
+from pipeline.core import rules
 from pipeline.deploy import BASELINE_ONNX, BASELINE_TFLITE
 from pipeline.measure.devices import KEY_ISA
 from pipeline.reporting import matrix
@@ -18,10 +19,6 @@ FORMAT_ORDER = {"keras": 0, "tflite": 1, "onnx": 2}  # table order: by format, t
 
 def _order(a: dict) -> int:
     return FORMAT_ORDER.get(a["format"], 9)  # sorted() is stable: within a format, benchmark.json's order
-
-
-def _p50(a: dict, field: str = "latency_us") -> float | None:
-    return (a.get(field) or {}).get("p50")
 
 
 def verdict(report: dict) -> str:
@@ -47,10 +44,10 @@ def verdict(report: dict) -> str:
     if x is not None:
         ref = by_name[BASELINE_TFLITE]["gzip_bytes"] / 1000
         text += f"; gzip {d['gzip_bytes'] / 1000:,.1f} KB, {x:.1f}x smaller than {BASELINE_TFLITE} ({ref:,.1f} KB)"
-    defaults = _p50(d, "latency_us_ort_defaults")
+    defaults = rules.p50(d, "latency_us_ort_defaults")
     if defaults is not None:
         text += f"; batch-1 p50 {defaults:,.1f} µs under onnxruntime's defaults"
-        text += f", {_p50(d):,.1f} µs with the runtime's options"
+        text += f", {rules.p50(d):,.1f} µs with the runtime's options"
     for ref, key, field in (
         (BASELINE_ONNX, "p50_defaults_vs_baseline_fp32_onnx", "latency_us_ort_defaults"),
         (BASELINE_TFLITE, "p50_vs_baseline_fp32_tflite", "latency_us"),
@@ -58,7 +55,7 @@ def verdict(report: dict) -> str:
         if c.get(key) is not None:
             r = c[key]
             speed = f"{1 / r:.1f}x faster" if r <= 1 else f"{r:.1f}x slower"
-            text += f", {speed} than {ref} on {by_name[ref].get('runtime')} ({_p50(by_name[ref], field):,.1f} µs)"
+            text += f", {speed} than {ref} on {by_name[ref].get('runtime')} ({rules.p50(by_name[ref], field):,.1f} µs)"
     text += f". {measured_on(report)}"
     if report.get("parity"):
         text += f". {matrix.summary(report['parity'])}"
