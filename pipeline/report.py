@@ -5,8 +5,9 @@
 
 Everything comes from ``benchmark.json``, ``benchmark_predictions.npz`` and ``deploy.json``:
 no model is run and nothing is decided here, so re-rendering takes seconds. The PNGs that
-``report.md`` embeds go to ``artifacts/report/``; the text (verdict, tables, ``report.md``)
-is composed by ``pipeline.reporting.text``.
+``report.md`` embeds go to ``artifacts/report/``; the verdict and tables are composed by
+``pipeline.reporting.text``, ``report.md`` by ``pipeline.reporting.markdown``, the parity matrix
+by ``pipeline.reporting.matrix``.
 """
 
 from __future__ import annotations

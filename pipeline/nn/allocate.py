@@ -2,7 +2,7 @@
 
     from pipeline.nn import allocate
     sparsities = allocate.sparsities(sensitivity, final_sparsity=0.8)   # {"dense1": 0.82, ...}
-    widths = allocate.widths(sensitivity, max_weights=16000)            # (f1, f2, u1, u2)
+    widths = allocate.widths(sensitivity, max_parameters=24000)         # (f1, f2, u1, u2)
 
 Both rules read each layer's *solo* curve: validation accuracy with only that layer pruned or
 narrowed, no fine-tuning. "Drop" is the baseline's validation accuracy minus that, never below 0.

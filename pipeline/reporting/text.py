@@ -1,4 +1,4 @@
-"""The report's text, from report.json's dict: the verdict, the artifact tables and ``report.md``.
+"""The report's text, from report.json's dict: the verdict and the artifact tables (report.md: ``markdown``).
 
     from pipeline.reporting.text import table
     print(table(report["artifacts"], report["deployed"]))  # report: the dict that pipeline.report writes
