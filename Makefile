@@ -36,7 +36,7 @@ BUILD := build
 # pipeline.core.deps imports only the standard library, so it runs before the virtualenv exists.
 BOOT := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 
-.PHONY: all help install data train sensitivity prune structured qat export bench benchmark mcu parity deploy device-kit report sweep web serve \
+.PHONY: all help install data train sensitivity prune structured qat export bench benchmark mcu parity firmware deploy device-kit report sweep web serve \
 	test test-fast test-arm lint format clean
 .DELETE_ON_ERROR:
 
@@ -79,6 +79,7 @@ export: $(EXPORT_OUTPUTS)  ## every TFLite and ONNX artifact in the registry
 benchmark: $(BENCHMARK_OUTPUTS)  ## measure every artifact, if anything changed
 mcu: $(MCU_OUTPUTS)  ## run every int8 model in TFLite Micro: accuracy, flash, arena
 parity: $(PARITY_OUTPUTS)  ## every ONNX artifact on emulated AVX2, SSE-only, aarch64 and wasm CPUs: the same digits?
+firmware: $(FIRMWARE_OUTPUTS)  ## every int8 model as generated C: bit-exact with TFLite Micro, run on emulated Cortex-M4F and M3
 deploy: $(DEPLOY_OUTPUTS)  ## pick the model per target, write model.onnx and the MCU firmware files
 web: $(WEB_OUTPUTS)  ## the browser target: a static site in artifacts/web (skipped in one line without npm)
 serve: | $(INSTALLED)  ## serve artifacts/web on http://127.0.0.1:8000/ (PORT=...; any static host works too)

@@ -372,10 +372,25 @@ STAGES: tuple[Stage, ...] = (
         about="every ONNX artifact on every CPU tier (emulated AVX2, SSE, aarch64, wasm) and its TFLite twin",
     ),
     Stage(
+        "firmware",
+        ("data", "firmware", "deploy"),  # deploy: the accuracy bar that says which model runs the whole test set
+        inputs=(DATA, "int8.tflite", "benchmark.json", "pipeline/formats/c/*", "pipeline/formats/c/cortex_m/*"),
+        outputs=("firmware.json",),
+        after=("benchmark.json",),
+        about="each int8 model as generated C: bit-exact with TFLite Micro, built and run on emulated Cortex-M",
+    ),
+    Stage(
         "deploy",
         ("deploy",),
-        inputs=("benchmark.json", "mcu.json", "parity.json"),
-        outputs=("deploy.json", "model.onnx", "mcu/model_data.h", "mcu/model_data.cc", "mcu/README.md"),
+        inputs=("benchmark.json", "mcu.json", "parity.json", "firmware.json"),
+        outputs=(
+            "deploy.json",
+            "model.onnx",
+            "mcu/model_data.h",
+            "mcu/model_data.cc",
+            "mcu/README.md",
+            *(f"mcu/lib/{name}" for name in ("mnist_model.c", "mnist_model.h", "nn_int8.c", "nn_int8.h")),
+        ),
         about="pick per target; model.onnx and the MCU firmware files",
     ),
     Stage(
@@ -395,7 +410,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "report",
         (),
-        inputs=(DATA, "benchmark.json", "deploy.json", "sensitivity.json", "parity.json"),  # primaries: others first
+        inputs=(DATA, "benchmark.json", "deploy.json", "sensitivity.json", "parity.json", "firmware.json", "mcu.json"),
         outputs=("report.json", "report.md", "MODEL_CARD.md"),
         about="render the report",
     ),

@@ -162,6 +162,16 @@ class ParityConfig:
     timeout: float = 1800.0  # seconds one tier may take before it is stopped (emulation is 10-100x slower)
 
 
+CORE_KEYS = ("cortex-m4f", "cortex-m3", "cortex-m7")  # pipeline.measure.cortex_m.CORES
+
+
+@dataclass(frozen=True)
+class FirmwareConfig:
+    cores: tuple[str, ...] = ("cortex-m4f", "cortex-m3")  # emulated boards (CORE_KEYS); the first is the reference
+    images: int = 1000  # test images each int8 model runs on in QEMU per core (instructions, stack, exactness)
+    timeout: float = 900.0  # seconds one QEMU run may take
+
+
 @dataclass(frozen=True)
 class DeployConfig:
     max_accuracy_drop: float = 0.1  # percentage points of validation accuracy a deployable model may lose
@@ -175,6 +185,9 @@ class DeployConfig:
     goal_p50_litert: float = 0.8  # batch-1 p50 over baseline_fp32.tflite's on LiteRT, at most
     goal_mcu_flash_kb: float = 32.0  # the MCU pick's TFLite Micro model bytes, KB (1000 bytes), at most
     goal_mcu_arena_kb: float = 16.0  # its tensor arena, KB, at most
+    goal_lib_flash_kb: float = 24.0  # the generated C library's flash (model + kernels), KB, at most
+    goal_lib_ram_kb: float = 4.0  # its RAM: static arena plus peak stack of one inference, KB, at most
+    goal_instructions_per_mac: float = 2.0  # instructions per multiply-accumulate on the first emulated core
 
 
 @dataclass(frozen=True)
@@ -190,6 +203,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     parity: ParityConfig = field(default_factory=ParityConfig)
+    firmware: FirmwareConfig = field(default_factory=FirmwareConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
     sensitivity: SensitivityConfig = field(default_factory=SensitivityConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
@@ -326,6 +340,9 @@ def _validate(cfg: Config) -> None:
         check(isinstance(epochs, int) and epochs >= 1, f"{section}.epochs", epochs, "must be an integer >= 1")
         check(0 < values.learning_rate < 1, f"{section}.learning_rate", values.learning_rate, "must be in (0, 1)")
     check(cfg.parity.images >= 2, "parity.images", cfg.parity.images, "must be >= 2")
+    check(cfg.firmware.images >= 1, "firmware.images", cfg.firmware.images, "must be >= 1")
+    for key in cfg.firmware.cores:
+        check(key in CORE_KEYS, "firmware.cores", cfg.firmware.cores, f"each must be one of {', '.join(CORE_KEYS)}")
     for key in cfg.parity.tiers:
         check(key in TIER_KEYS[1:], "parity.tiers", cfg.parity.tiers, f"each must be one of {', '.join(TIER_KEYS[1:])}")
     check(cfg.train.batch_size >= 1, "train.batch_size", cfg.train.batch_size, "must be >= 1")

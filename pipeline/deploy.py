@@ -156,6 +156,60 @@ def mcu_target(cfg: config_mod.Config, base: dict, measured: dict) -> dict:
     }
 
 
+GENERATED_TARGET = "Cortex-M, generated C"
+GENERATED_RULE = (
+    "among the int8 TFLite artifacts whose generated C library (bit-exact with TFLite Micro) is within {drop:g} pp "
+    "of {baseline}'s on validation, the least library flash + RAM (static + peak stack) on {core}; if none "
+    "qualifies, the most accurate on validation"
+)
+GENERATED_GOALS = (
+    ("lib_flash_kb", "<=", "goal_lib_flash_kb", "generated C: inference library flash <= {limit:g} KB"),
+    ("lib_ram_kb", "<=", "goal_lib_ram_kb", "generated C: RAM incl. stack <= {limit:g} KB"),
+    ("lib_accuracy_delta_pp", ">=", "goal_accuracy_delta_pp",
+     "generated C: test accuracy on the emulated core >= {baseline} {limit:+g} pp"),
+    ("instructions_per_mac", "<=", "goal_instructions_per_mac", "generated C: instructions per MAC <= {limit:g} "
+     "(first core)"),
+)  # fmt: skip
+
+
+def generated_target(cfg: config_mod.Config, base: dict, measured: dict) -> dict:
+    """The generated-C pick from firmware.json: least library flash + RAM within the bar on validation."""
+    from pipeline import firmware
+
+    models, drop = measured["models"], cfg.deploy.max_accuracy_drop
+    name, fallback = firmware.pick(models, base["val_accuracy"], drop)
+    by_test = [m | {"val_accuracy": m["test_accuracy"]} for m in models]
+    ok = [m for m in models if rules.within_bar(base["val_accuracy"], m["val_accuracy"], drop)]
+    m = next(x for x in models if x["name"] == name)
+    core = next(iter(m["cores"]))
+    whole = measured["full_test"]["cores"] if measured["full_test"]["model"] == name else {}
+    return {
+        "target": GENERATED_TARGET,
+        "format": "c99",
+        "speed": "instructions_per_image",
+        "rule": GENERATED_RULE.format(drop=drop, baseline=base["name"], core=core),
+        "pick": name,
+        "qualified": [x["name"] for x in sorted(ok, key=firmware.footprint)],
+        "fallback": fallback,
+        "test_pick": firmware.pick(by_test, base["accuracy"], drop)[0],
+        "figures": {"val_accuracy": m["val_accuracy"], "accuracy": m["test_accuracy"], "macs": m["macs"]},
+        "cores": m["cores"],
+        "full_test": whole,
+    }
+
+
+def generated_values(t: dict, base: dict) -> dict:
+    first = next(iter(t["cores"].values()))
+    emulated = next(iter(t["full_test"].values()), {})
+    accuracy = emulated.get("test_accuracy", t["figures"]["accuracy"])
+    return {
+        "lib_flash_kb": first["library_flash_bytes"] / 1000,
+        "lib_ram_kb": first["ram_bytes"] / 1000,
+        "lib_accuracy_delta_pp": round((accuracy - base["accuracy"]) * 100, 6),
+        "instructions_per_mac": first["instructions_per_mac"],
+    }
+
+
 def mcu_goals(t: dict, base: dict, d: config_mod.DeployConfig) -> list[dict]:
     f = t["figures"]
     values = {
@@ -195,7 +249,13 @@ def unstable(parity: dict | None) -> frozenset:
     return frozenset(a["name"] for a in (parity or {}).get("artifacts", []) if not a["agree"])
 
 
-def decide(bench: dict, cfg: config_mod.Config, mcu_measured: dict | None = None, parity: dict | None = None) -> dict:
+def decide(
+    bench: dict,
+    cfg: config_mod.Config,
+    mcu_measured: dict | None = None,
+    parity: dict | None = None,
+    firmware_measured: dict | None = None,
+) -> dict:
     """Every target's pick, the deployed model, and how it compares: the content of deploy.json.
     ONNX targets pick only among artifacts whose digits agree on every CPU tier of ``parity``."""
     by_name = {a["name"]: a for a in bench["artifacts"]}
@@ -213,6 +273,9 @@ def decide(bench: dict, cfg: config_mod.Config, mcu_measured: dict | None = None
         targets.append({"target": target, "format": fmt, "speed": speed, "rule": rule, **chosen, "test_pick": by_test})
     deployed = targets[0]["pick"]
     comparison, goals = compare(by_name, deployed, base, d)
+    if firmware_measured and firmware_measured.get("models"):
+        targets.append(generated_target(cfg, by_name[base], firmware_measured))
+        goals += checked(GENERATED_GOALS, generated_values(targets[-1], by_name[base]), d)
     if mcu_measured and mcu_measured.get("models"):
         targets.append(mcu_target(cfg, by_name[base], mcu_measured))
         goals += mcu_goals(targets[-1], by_name[base], d)
@@ -244,13 +307,27 @@ def write_deployed(source: Path, row: dict, baseline: dict, target: Path) -> Non
     onnx_io.save(onnx_io.set_metadata(model, props), target, doc=doc_string(row, baseline))
 
 
-def write_firmware(a: Path, t: dict) -> None:
-    """mcu/model_data.h, .cc and README.md for the microcontroller pick."""
+def write_firmware(a: Path, t: dict, generated: dict | None) -> None:
+    """mcu/model_data.h, .cc (TFLite Micro) and README.md for the TFLM pick; with ``generated`` (the generated-C
+    target), its library in mcu/lib/ and its firmware ELFs in mcu/, introduced first in the README."""
+    from pipeline import firmware as firmware_stage
     from pipeline.formats import firmware
 
+    intro = ""
+    if generated is not None:
+        stem = Path(generated["pick"]).stem
+        source = a / firmware_stage.FOLDER / stem
+        (a / "mcu" / "lib").mkdir(parents=True, exist_ok=True)
+        for path in sorted((source / "lib").iterdir()):
+            stage.write_bytes(a / "mcu" / "lib" / path.name, path.read_bytes())
+        for elf in sorted(source.glob("*.elf")):
+            stage.write_bytes(a / "mcu" / elf.name, elf.read_bytes())
+        intro = firmware_stage.readme(generated)
     f = t["figures"]
     accuracy = {"validation": f["val_accuracy"], "test": f["accuracy"]}
-    firmware.write(a / t["pick"], f["arena_bytes"], a / "mcu", model_name=t["pick"], ops=f["ops"], accuracy=accuracy)
+    firmware.write(
+        a / t["pick"], f["arena_bytes"], a / "mcu", model_name=t["pick"], ops=f["ops"], accuracy=accuracy, intro=intro
+    )
 
 
 def run(cfg: config_mod.Config) -> Path:
@@ -265,12 +342,15 @@ def run(cfg: config_mod.Config) -> Path:
     parity = (
         schemas.check(json.loads(parity_path.read_text()), "parity", parity_path) if parity_path.is_file() else None
     )
-    decision = decide(bench, cfg, measured, parity)
+    firmware_path = a / "firmware.json"
+    firmware_measured = json.loads(firmware_path.read_text()) if firmware_path.is_file() else None
+    decision = decide(bench, cfg, measured, parity, firmware_measured)
     by_name = {x["name"]: x for x in bench["artifacts"]}
     write_deployed(a / decision["deployed"], by_name[decision["deployed"]], by_name[bench["baseline"]], a / DEPLOYED)
+    generated = next((t for t in decision["targets"] if t["target"] == GENERATED_TARGET), None)
     for t in decision["targets"]:
         if t["target"] == MCU_TARGET:
-            write_firmware(a, t)
+            write_firmware(a, t, generated)
     output = a / "deploy.json"
     stage.write_json(output, decision)
     stage.record(cfg, "deploy", [output, a / DEPLOYED], [path, a / decision["deployed"]], started)

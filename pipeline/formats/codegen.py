@@ -287,3 +287,16 @@ def generate(model: Path, folder: Path, prefix: str = "mnist") -> list[Path]:
         shutil.copyfile(KERNELS / name, folder / name)
         written.append(folder / name)
     return written
+
+
+def macs(layers: list[Layer]) -> int:
+    """Multiply-accumulates of one inference: the convolutions (at full, unpooled size) and the dense layers."""
+    total = 0
+    for layer in layers:
+        if layer.kind == "conv_pool":
+            _, h, w, c = layer.inputs.shape
+            oc, k = layer.weights.shape[0], layer.weights.shape[1]
+            total += (h - k + 1) * (w - k + 1) * oc * k * k * c
+        elif layer.kind == "fully_connected":
+            total += int(np.prod(layer.weights.shape))
+    return total

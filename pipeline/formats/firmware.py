@@ -219,6 +219,7 @@ def write(
     ops: list[str],
     accuracy: dict,
     margin: int = ARENA_MARGIN,
+    intro: str = "",
 ) -> list[Path]:
     """Write ``model_data.h``, ``model_data.cc`` and ``README.md`` for ``tflite`` into ``folder``.
 
@@ -230,7 +231,8 @@ def write(
     files = {
         "model_data.h": header(ARRAY, size, quant, about, kind),
         "model_data.cc": f'// {about}\n#include "model_data.h"\n\n{c_array(data)}',
-        "README.md": README.format(
+        "README.md": intro
+        + README.format(
             model_name=model_name,
             array=ARRAY,
             flash=len(data),

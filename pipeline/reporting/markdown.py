@@ -10,7 +10,7 @@ which this document embeds); ``targets_table`` and ``per_class_table`` serve the
 from __future__ import annotations
 
 from pipeline.core import rules
-from pipeline.reporting import matrix
+from pipeline.reporting import cortex_m, matrix
 from pipeline.reporting.text import table
 
 
@@ -36,13 +36,18 @@ def targets_table(report: dict) -> str:
     for t in report.get("targets", []):
         a = by_name[t["pick"]]
         val, test, arena, speed = a["val_accuracy"], a["accuracy"], "-", rules.p50(a, t["speed"])
+        size = f"{a['size_bytes'] / 1000:,.1f}"
         if t["format"] == "tflite-micro":  # its own interpreter's figures, not LiteRT's
             f = t["figures"]
             val, test, arena, speed = f["val_accuracy"], f["accuracy"], f"{f['arena_bytes'] / 1000:,.1f}", None
+        if t["format"] == "c99":  # the generated library on its first core: flash, and RAM with the stack
+            f, core = t["figures"], next(iter(t["cores"].values()))
+            val, test, speed = f["val_accuracy"], f["accuracy"], None
+            size, arena = f"{core['library_flash_bytes'] / 1000:,.1f}", f"{core['ram_bytes'] / 1000:,.1f}"
         flag = "same" if t["test_pick"] == t["pick"] else f"**{t['test_pick']}**"
         rows.append(
             f"| {t['target']} | {t['pick']}{' (fallback)' if t['fallback'] else ''} | {val * 100:.2f} | "
-            f"{test * 100:.2f} | {a['size_bytes'] / 1000:,.1f} | {a['gzip_bytes'] / 1000:,.1f} | {arena} | "
+            f"{test * 100:.2f} | {size} | {a['gzip_bytes'] / 1000:,.1f} | {arena} | "
             f"{'-' if speed is None else f'{speed:,.1f}'} | {flag} |"
         )
     return "\n".join(rows)
@@ -124,6 +129,8 @@ def _shown_target(t: dict) -> str:
         return "-"
     if key.endswith("_pp"):
         return f"{v:+.2f} pp"
+    if key.endswith("_per_mac"):
+        return f"{v:.2f}"
     return f"{v:,.2f} KB" if key.endswith("_kb") else f"{v:.2f}x"
 
 
@@ -140,6 +147,14 @@ def markdown(report: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in sorted(env.get("versions", {}).items()))
     settings = ", ".join(f"{k}={v}" for k, v in report.get("settings", {}).items())
     qualified = ", ".join(sel["qualified"]) or "none (fallback: the most accurate ONNX artifact)"
+    sections = "".join(
+        (
+            matrix.section(report.get("parity")),
+            cortex_m.section(report.get("firmware"), report.get("mcu")),
+            sensitivity_section(report),
+            sweep_section(report),
+        )
+    )
     return f"""# MNIST compression report
 
 **Verdict.** {report["verdict"]}
@@ -190,7 +205,7 @@ default QDQ fusion does to the int8-compute models. The runtime settings, p50 µ
 
 {session_table(report.get("session_options"))}
 
-{matrix.section(report.get("parity"))}{sensitivity_section(report)}{sweep_section(report)}## Accuracy vs size
+{sections}## Accuracy vs size
 
 ![accuracy vs gzip size]({fig["pareto"]})
 

@@ -1,0 +1,48 @@
+"""The generated C library on emulated Cortex-M cores (firmware.json) as a report section, beside TFLite Micro."""
+
+from __future__ import annotations
+
+
+def section(firmware: dict | None, mcu: dict | None) -> str:
+    if not firmware:
+        return ""
+    rows = [
+        "| model | MACs | core | library flash B | RAM B (arena + stack) | demo firmware B | instructions per image "
+        "| per MAC | est. latency | bit-exact with TFLM |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    tflm = {m["name"]: m for m in (mcu or {}).get("models", [])}
+    for m in firmware["models"]:
+        for key, c in m["cores"].items():
+            rows.append(
+                f"| {m['name']} | {m['macs']:,} | {key} | {c['library_flash_bytes']:,} | {c['ram_bytes']:,} "
+                f"({c['static_ram_bytes']:,} + {c['stack_bytes']}) | {c['firmware_flash_bytes']:,} | "
+                f"{c['instructions_per_image']:,} | {c['instructions_per_mac']:.2f} | "
+                f"{c['est_ms_per_image']:.1f} ms at {c['clock_mhz']} MHz | {'yes' if c['bit_exact'] else 'NO'} "
+                f"({c['images']:,} images) |"
+            )
+    whole = firmware["full_test"]
+    emulated = "; ".join(
+        f"{k} {v['test_accuracy'] * 100:.2f} % ({'bit-exact' if v['bit_exact'] else 'NOT bit-exact'})"
+        for k, v in whole["cores"].items()
+    )
+    beside = "; ".join(
+        f"{n}: model {t['flash_bytes']:,} B + interpreter, arena {t['arena_bytes']:,} B" for n, t in tflm.items()
+    )
+    exact = all(m["host_bit_exact"] for m in firmware["models"])
+    return f"""## Microcontrollers: generated C on emulated Cortex-M
+
+Every int8 TFLite model as a plain C99 library (`pipeline/formats/codegen.py`): its int8 outputs
+{"equal" if exact else "DO NOT equal"} TensorFlow Lite Micro's on every validation and test image on this host
+({firmware["models"][0]["host_images"]:,} images per model). Built with gcc-arm-none-eabi for each core and run
+in QEMU (`-icount shift=0`: the board timer counts instructions, the same on every host). Flash is the
+library's text, rodata and data (model and kernels); RAM its static arena plus the peak stack of one
+inference, measured by painting the stack. Latency is instructions at the stated clock, one per cycle:
+a lower bound. The whole test set on the emulated cores, for {whole["model"]}: {emulated}.
+
+{chr(10).join(rows)}
+
+TFLite Micro, for comparison (host interpreter, `mcu.json`): {beside or "not measured"}; its
+interpreter adds roughly 16-22 KB of flash on Cortex-M (TFLite Micro's documentation).
+
+"""
