@@ -182,7 +182,7 @@ def generated_target(cfg: config_mod.Config, base: dict, measured: dict) -> dict
     ok = [m for m in models if rules.within_bar(base["val_accuracy"], m["val_accuracy"], drop)]
     m = next(x for x in models if x["name"] == name)
     core = next(iter(m["cores"]))
-    whole = measured["full_test"]["cores"] if measured["full_test"]["model"] == name else {}
+    whole = m["full_test"]
     return {
         "target": GENERATED_TARGET,
         "format": "c99",
@@ -200,8 +200,7 @@ def generated_target(cfg: config_mod.Config, base: dict, measured: dict) -> dict
 
 def generated_values(t: dict, base: dict) -> dict:
     first = next(iter(t["cores"].values()))
-    emulated = next(iter(t["full_test"].values()), {})
-    accuracy = emulated.get("test_accuracy", t["figures"]["accuracy"])
+    accuracy = t["full_test"]["test_accuracy"]
     return {
         "lib_flash_kb": first["library_flash_bytes"] / 1000,
         "lib_ram_kb": first["ram_bytes"] / 1000,

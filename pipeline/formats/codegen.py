@@ -193,6 +193,18 @@ def requant(layer: Layer) -> tuple[list[int], list[int]]:
     return [m for m, _ in pairs], [s for _, s in pairs]
 
 
+def conv_bias(layer: Layer, input_offset: int) -> Tensor:
+    """The conv's bias with the input offset folded in: TFLM accumulates sum f * (x + offset) + bias, which is
+    sum f * x + (bias + offset * sum f), the same int32, so the kernel's inner loop is a plain dot product.
+    (The first conv reads pixels, whose (q - zero point) is the byte itself: its offset is 0.)"""
+    oc = layer.weights.shape[0]
+    bias = layer.bias.data.astype(np.int64) if layer.bias is not None else np.zeros(oc, np.int64)
+    folded = bias + input_offset * layer.weights.data.reshape(oc, -1).astype(np.int64).sum(axis=1)
+    if np.abs(folded).max() >= 2**31:
+        raise UnsupportedModel("a conv bias with the input offset folded in overflows int32")
+    return Tensor((oc,), np.ones(1, np.float32), np.zeros(1, np.int64), folded.astype(np.int32))
+
+
 def arena_plan(layers: list[Layer]) -> tuple[int, list[int]]:
     """(arena bytes, each layer's output offset): outputs alternate between the arena's two ends, so a layer's
     input and output never overlap; the first layer reads the caller's pixels, the last writes the caller's out."""
@@ -217,12 +229,15 @@ def model_source(layers: list[Layer], prefix: str, source: str) -> tuple[str, st
         multipliers, shifts = requant(layer)
         lo, hi = activation_range(layer.activation, float(layer.output.scale[0]), int(layer.output.zero_point[0]))
         w_zp = 0 if layer.kind == "conv_pool" else -int(layer.weights.zero_point[0])
+        in_offset = -int(layer.inputs.zero_point[0])
+        biases = conv_bias(layer, in_offset if j > 0 else 0) if layer.kind == "conv_pool" else layer.bias
         data.append(_c_array("int8_t", f"{n}_weights", layer.weights.data))
-        data.append(_c_array("int32_t", f"{n}_bias", layer.bias.data) if layer.bias is not None else "")
-        bias = f"{n}_bias" if layer.bias is not None else "0"  # no bias: the kernels take a null pointer
+        data.append(_c_array("int32_t", f"{n}_bias", biases.data) if biases is not None else "")
+        bias = f"{n}_bias" if biases is not None else "0"  # no bias: the kernels take a null pointer
         data += [_c_array("int32_t", f"{n}_multiplier", multipliers), _c_array("int8_t", f"{n}_shift", shifts)]
+        in_offset = 0 if layer.kind == "conv_pool" else in_offset  # conv: in the bias, or implicit (pixels)
         data.append(
-            f"static const nn_requant {n}_requant = {{{n}_multiplier, {n}_shift, {-int(layer.inputs.zero_point[0])}, "
+            f"static const nn_requant {n}_requant = {{{n}_multiplier, {n}_shift, {in_offset}, "
             f"{w_zp}, {int(layer.output.zero_point[0])}, {lo}, {hi}, {int(len(multipliers) > 1)}}};\n"
         )
         out = f"arena + {offsets[j]}"

@@ -21,11 +21,12 @@ def section(firmware: dict | None, mcu: dict | None) -> str:
                 f"{c['est_ms_per_image']:.1f} ms at {c['clock_mhz']} MHz | {'yes' if c['bit_exact'] else 'NO'} "
                 f"({c['images']:,} images) |"
             )
-    whole = firmware["full_test"]
     emulated = "; ".join(
-        f"{k} {v['test_accuracy'] * 100:.2f} % ({'bit-exact' if v['bit_exact'] else 'NOT bit-exact'})"
-        for k, v in whole["cores"].items()
+        f"{m['name']} {m['full_test']['test_accuracy'] * 100:.2f} % "
+        f"({'bit-exact' if m['full_test']['bit_exact'] else 'NOT bit-exact'})"
+        for m in firmware["models"]
     )
+    first = firmware["models"][0]["full_test"]["core"]
     beside = "; ".join(
         f"{n}: model {t['flash_bytes']:,} B + interpreter, arena {t['arena_bytes']:,} B" for n, t in tflm.items()
     )
@@ -38,7 +39,7 @@ Every int8 TFLite model as a plain C99 library (`pipeline/formats/codegen.py`): 
 in QEMU (`-icount shift=0`: the board timer counts instructions, the same on every host). Flash is the
 library's text, rodata and data (model and kernels); RAM its static arena plus the peak stack of one
 inference, measured by painting the stack. Latency is instructions at the stated clock, one per cycle:
-a lower bound. The whole test set on the emulated cores, for {whole["model"]}: {emulated}.
+a lower bound. The whole test set on the emulated {first}: {emulated}.
 
 {chr(10).join(rows)}
 

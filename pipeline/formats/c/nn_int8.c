@@ -104,28 +104,31 @@ static int8_t finish(int32_t acc, const nn_requant *q, int channel) {
   return (int8_t)v;
 }
 
-/* One definition for both input types: TYPE is the input element, OFFSET what makes it q - zp. */
-#define NN_CONV_POOL(NAME, TYPE, OFFSET)                                                             \
+/* One definition for both input types: TYPE is the input element. The input offset is folded into the
+ * bias by the generator (bias + offset * sum of the filter: the same integer TFLM accumulates), so the
+ * inner loop is a plain dot product: in NHWC the k x c window row under each filter row is contiguous. */
+#define NN_CONV_POOL(NAME, TYPE)                                                                     \
   void NAME(const TYPE *in, int h, int w, int c, const int8_t *filter, int k, int oc,               \
             const int32_t *bias, const nn_requant *q, int8_t *out) {                                \
-    const int ph = (h - k + 1) / 2, pw = (w - k + 1) / 2;                                           \
-    const int32_t offset = (OFFSET);                                                                \
-    int py, px, o, dy, dx, ky, kx, ic;                                                              \
+    const int ph = (h - k + 1) / 2, pw = (w - k + 1) / 2, run = k * c;                              \
+    const long row_stride = (long)w * c;                                                            \
+    int py, px, o, dy, dx, ky, j;                                                                   \
+    (void)h;                                                                                        \
     for (py = 0; py < ph; ++py)                                                                     \
       for (px = 0; px < pw; ++px)                                                                   \
         for (o = 0; o < oc; ++o) {                                                                  \
+          const int8_t *f0 = filter + (long)o * k * run;                                           \
           int8_t best = -128;                                                                       \
           for (dy = 0; dy < 2; ++dy)                                                                \
             for (dx = 0; dx < 2; ++dx) {                                                            \
-              const int y0 = 2 * py + dy, x0 = 2 * px + dx;                                         \
-              const int8_t *f = filter + (long)o * k * k * c;                                      \
+              const TYPE *p0 = in + (long)(2 * py + dy) * row_stride + (long)(2 * px + dx) * c;    \
               int32_t acc = bias ? bias[o] : 0;                                                     \
               int8_t v;                                                                             \
-              for (ky = 0; ky < k; ++ky)                                                            \
-                for (kx = 0; kx < k; ++kx) {                                                        \
-                  const TYPE *p = in + ((long)(y0 + ky) * w + (x0 + kx)) * c;                      \
-                  for (ic = 0; ic < c; ++ic) acc += (int32_t)*f++ * ((int32_t)p[ic] + offset);      \
-                }                                                                                   \
+              for (ky = 0; ky < k; ++ky) {                                                          \
+                const TYPE *p = p0 + ky * row_stride;                                               \
+                const int8_t *f = f0 + ky * run;                                                    \
+                for (j = 0; j < run; ++j) acc += (int32_t)f[j] * (int32_t)p[j];                     \
+              }                                                                                     \
               v = finish(acc, q, o);                                                                \
               if (v > best) best = v;                                                               \
             }                                                                                       \
@@ -133,8 +136,8 @@ static int8_t finish(int32_t acc, const nn_requant *q, int channel) {
         }                                                                                           \
   }
 
-NN_CONV_POOL(nn_conv_pool_s8, int8_t, q->input_offset)
-NN_CONV_POOL(nn_conv_pool_u8, uint8_t, 0)
+NN_CONV_POOL(nn_conv_pool_s8, int8_t)
+NN_CONV_POOL(nn_conv_pool_u8, uint8_t)
 
 void nn_fully_connected(const int8_t *in, int depth, const int8_t *weights, int units,
                         const int32_t *bias, const nn_requant *q, int8_t *out) {

@@ -16,7 +16,7 @@
 typedef struct {
   const int32_t *multiplier; /* Q0.31, in [2^30, 2^31) or 0 */
   const int8_t *shift;       /* exponent: > 0 shifts left, < 0 right */
-  int32_t input_offset;      /* minus the input's zero point */
+  int32_t input_offset;      /* minus the input's zero point (fully connected; conv has it in its bias) */
   int32_t weight_offset;     /* minus the weights' zero point (fully connected only; 0 for conv) */
   int32_t output_zero_point;
   int32_t act_min, act_max;  /* the fused activation's range, in the output's quantised units */
@@ -25,9 +25,10 @@ typedef struct {
 
 /* 2-D convolution (VALID, stride 1) fused with a 2x2, stride-2 max-pool: each pooled output is the
  * max of four requantised, clamped conv outputs, so the conv output itself is never stored.
- * in: [h][w][c], filter: [oc][k][k][c], bias: [oc], out: [(h-k+1)/2][(w-k+1)/2][oc].
- * The _u8 form reads uint8 input whose quantised value is the byte plus the input zero point
- * (MNIST pixels against a 1/255 scale): it feeds the kernel the same (q - zero point) terms. */
+ * in: [h][w][c], filter: [oc][k][k][c], bias: [oc] with the input offset folded in (codegen.py:
+ * bias + offset * the filter's sum), out: [(h-k+1)/2][(w-k+1)/2][oc]. The _u8 form reads uint8
+ * input whose quantised value is the byte plus the input zero point (MNIST pixels against a 1/255
+ * scale): the byte is the (q - zero point) the accumulation needs. */
 void nn_conv_pool_s8(const int8_t *in, int h, int w, int c, const int8_t *filter, int k, int oc,
                      const int32_t *bias, const nn_requant *q, int8_t *out);
 void nn_conv_pool_u8(const uint8_t *in, int h, int w, int c, const int8_t *filter, int k, int oc,
