@@ -123,7 +123,6 @@ def measure(cfg: config_mod.Config, a: artifacts.Artifact, split: dict, scratch:
     }
     if not found["host_bit_exact"]:
         raise stage.PipelineError(f"{a.name}: the generated C differs from TFLite Micro on this host")
-    found["cores"] = {}
     sample = split["test"][: cfg.firmware.images]
     for key in cfg.firmware.cores:
         core = cortex_m.CORES[key]
