@@ -43,7 +43,7 @@ TARGETS = (
     ("onnxruntime, runtime options", "onnx", "latency_us", "p50 with the runtime's session options"),
     ("LiteRT", "tflite", "latency_us", "p50 on LiteRT"),
 )
-DEPLOYED = "model.onnx"  # the deployed model: a copy of the pick with its accuracies in its metadata
+DEPLOYED = onnx_io.DEPLOYED
 PARITY_RULE = ", among those whose digits agree on every CPU tier of parity.json"
 DEPLOYED_TARGET = TARGETS[0][0]  # model.onnx must be fast wherever it is loaded
 MCU_TARGET = "TFLite Micro"
@@ -217,20 +217,6 @@ def mcu_goals(t: dict, base: dict, d: config_mod.DeployConfig) -> list[dict]:
         "mcu_accuracy_delta_pp": round((f["accuracy"] - base["accuracy"]) * 100, 6),
     }
     return checked(MCU_GOALS, values, d)
-
-
-def onnx_files(folder: Path) -> list[Path]:
-    """``model.onnx`` and every ONNX artifact ``benchmark.json`` lists, in registry order, each checked to exist:
-    what the web site and the device kit ship."""
-    bench = folder / "benchmark.json"
-    if not bench.is_file():
-        raise stage.PipelineError(f"{bench} is missing: run `make all` first")
-    names = [a["name"] for a in json.loads(bench.read_text())["artifacts"] if a["format"] == "onnx"]
-    paths = [folder / name for name in dict.fromkeys([DEPLOYED, *names])]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        raise stage.PipelineError(f"{', '.join(missing)} missing in {folder}: run `make all` first")
-    return paths
 
 
 def doc_string(a: dict, baseline: dict) -> str:

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 import runtime
-from pipeline import config, data, deploy
+from pipeline import config, data
 from pipeline.core import stage
+from pipeline.formats import onnx_io
 
 log = logging.getLogger("pipeline.device_kit")
 
@@ -67,7 +68,7 @@ Models ({count}): {models}; `model.onnx` is the deployed one{deployed}.
 
 def candidates(artifacts: Path) -> list[Path]:
     """Every ONNX artifact the benchmark measured, and the deployed ``model.onnx``."""
-    return deploy.onnx_files(artifacts)
+    return onnx_io.onnx_files(artifacts)
 
 
 def pick(labels: np.ndarray, per_class: int = PER_CLASS, seed: int = SEED) -> np.ndarray:

@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 from pipeline import config as config_mod
-from pipeline import deploy
 from pipeline.core import stage
+from pipeline.formats import onnx_io
 
 log = logging.getLogger("pipeline.web")
 
@@ -40,7 +40,7 @@ PACKAGE = "onnxruntime-web"
 # What the wasm backend loads: ort.wasm.bundle.min.mjs bundles the emscripten glue
 # (ort-wasm-simd-threaded.mjs) and fetches the wasm binary beside itself.
 RUNTIME_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
-DEPLOYED = deploy.DEPLOYED
+DEPLOYED = onnx_io.DEPLOYED
 GZIP_MIN_BYTES = 1024  # smaller files are not worth a second request path
 GZIP_MAX_RATIO = 0.9  # keep a .gz copy only if it saves at least a tenth
 SKIPPED = (
@@ -84,7 +84,7 @@ def ensure_runtime(sources: Path = SOURCES) -> Path | None:
 
 def models(cfg: config_mod.Config) -> list[Path]:
     """model.onnx and every ONNX artifact benchmark.json lists, each checked to exist."""
-    return deploy.onnx_files(cfg.artifacts)
+    return onnx_io.onnx_files(cfg.artifacts)
 
 
 def page_files(sources: Path = SOURCES) -> list[Path]:
