@@ -9,7 +9,8 @@ RAM per core (its object files, cross-compiled); and the demo firmware (``firmwa
 run in QEMU on ``firmware.images`` test images per core: instructions per image, peak stack,
 outputs against TFLite Micro's; and on the whole test set on the first core, for the accuracy on an
 emulated core. ``pick`` is the deploy stage's rule: the least library flash + RAM within the bar.
-Without the cross toolchain or QEMU the stage says in one line what to install and succeeds.
+Without the cross toolchain or QEMU the stage says in one line what to install and succeeds, writing a
+``firmware.json`` that says so (the deploy stage then has the TFLite Micro path only).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from runtime.metadata import mnist_to_float
 log = logging.getLogger("pipeline.firmware")
 OUTPUT = "firmware.json"
 FOLDER = "firmware"
-SKIPPED = f"[firmware] skipped: building for Cortex-M needs {{missing}} ({cortex_m.INSTALL}), then run `make firmware`"
+SKIPPED = (
+    "[firmware] skipped: building for Cortex-M needs {missing} ({install}); after installing them, "
+    "`rm {output} && make all`"
+)
 
 
 def footprint(m: dict) -> int:
@@ -167,12 +171,14 @@ def full_test(cfg: config_mod.Config, a: artifacts.Artifact, split: dict, tflm: 
     return found
 
 
-def run(cfg: config_mod.Config) -> Path | None:
+def run(cfg: config_mod.Config) -> Path:
     started = time.time()
     missing = cortex_m.missing()
-    if missing:
-        print(SKIPPED.format(missing=", ".join(missing)), flush=True)
-        return None
+    output = cfg.artifacts / OUTPUT
+    if missing:  # written all the same, so that `make all` does not retry (and rerun what follows) every time
+        print(SKIPPED.format(missing=", ".join(missing), install=cortex_m.INSTALL, output=output), flush=True)
+        stage.write_json(output, {"skipped": f"missing {', '.join(missing)}", "cores": [], "models": []})
+        return output
     s = data_mod.splits(cfg)
     split = {"val": _pixels(s["x_val"]), "test": _pixels(s["x_test"]), "y_val": s["y_val"], "y_test": s["y_test"]}
     models = artifacts.select("int8.tflite")
@@ -187,7 +193,6 @@ def run(cfg: config_mod.Config) -> Path | None:
                 raise stage.PipelineError(str(e)) from None
         if not measured:
             raise stage.PipelineError("no int8 TFLite model could be generated as C")
-    output = cfg.artifacts / OUTPUT
     cores = [
         {"key": k, "name": cortex_m.CORES[k].name, "machine": cortex_m.CORES[k].machine} for k in cfg.firmware.cores
     ]

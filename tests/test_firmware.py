@@ -25,12 +25,12 @@ INT8 = [a.name for a in artifacts.select("int8.tflite")]
 
 @pytest.fixture(scope="module")
 def measured(smoke_artifacts) -> dict:
-    path = smoke_artifacts / firmware.OUTPUT
-    if not path.is_file():
+    found = json.loads((smoke_artifacts / firmware.OUTPUT).read_text())
+    if found.get("skipped"):
         if os.environ.get("CI") == "true":
-            pytest.fail(f"the firmware stage did not run: {cortex_m.missing()} missing")
-        pytest.skip(f"no Cortex-M toolchain here: {cortex_m.missing()}")
-    return json.loads(path.read_text())
+            pytest.fail(f"the firmware stage did not run: {found['skipped']}")
+        pytest.skip(f"no Cortex-M toolchain here: {found['skipped']}")
+    return found
 
 
 def by_name(measured: dict) -> dict[str, dict]:
@@ -90,3 +90,15 @@ def test_the_deployed_elf_reproduces_tflite_micro_on_digits_of_our_own(measured,
     for key in measured["models"][0]["cores"]:
         ran = cortex_m.run(cortex_m.CORES[key], smoke_artifacts / "mcu" / f"{key}.elf", pixels, tmp_path / key, 300)
         np.testing.assert_array_equal(ran["outputs"], tflm_outputs(smoke_artifacts / pick, pixels), err_msg=key)
+
+
+def test_without_the_toolchain_the_stage_says_what_to_install_and_records_it(monkeypatch, tmp_path, capsys):
+    from pipeline.reporting import cortex_m as section
+
+    monkeypatch.setattr(cortex_m, "missing", lambda: ["qemu-system-arm"])
+    out = firmware.run(config.load("smoke", tmp_path, overrides=[]))
+    line = capsys.readouterr().out.strip()
+    assert line.count("\n") == 0 and "apt-get install" in line and "qemu-system-arm" in line
+    found = json.loads(out.read_text())
+    assert found["skipped"] and found["models"] == []
+    assert "Not built: missing qemu-system-arm" in section.section(found, None)

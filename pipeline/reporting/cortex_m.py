@@ -6,6 +6,8 @@ from __future__ import annotations
 def section(firmware: dict | None, mcu: dict | None) -> str:
     if not firmware:
         return ""
+    if not firmware["models"]:
+        return f"## Microcontrollers: generated C on emulated Cortex-M\n\nNot built: {firmware.get('skipped')}.\n\n"
     rows = [
         "| model | MACs | core | library flash B | RAM B (arena + stack) | demo firmware B | instructions per image "
         "| per MAC | est. latency | bit-exact with TFLM |",
