@@ -26,7 +26,7 @@ from pipeline import artifacts, mcu
 from pipeline import config as config_mod
 from pipeline import data as data_mod
 from pipeline.core import rules, stage
-from pipeline.formats import codegen, tflite_io
+from pipeline.formats import codegen, int8_layers, tflite_io
 from pipeline.measure import cortex_m
 from runtime.metadata import mnist_to_float
 
@@ -61,7 +61,9 @@ README = """# {name} on a microcontroller
 holds the `const` weights, biases and requantisation constants (flash) and one static arena of
 {arena} bytes, `nn_int8.c` the integer kernels. No malloc, no float, no library call. Its int8 outputs
 are TensorFlow Lite Micro's, bit for bit, on every validation and test image. Copy the four files into
-your firmware and build them with any C99 compiler:
+your firmware and build them with any C99 compiler; where the compiler defines `__ARM_FEATURE_SIMD32`
+(GCC or Clang for a Cortex-M4, M7 or M33) the kernels use the DSP instructions (`SMLAD`), with the same
+integers, and `-DNN_PLAIN_C` turns that off:
 
 ```c
 #include "mnist_model.h"
@@ -108,7 +110,7 @@ def _pixels(x: np.ndarray) -> np.ndarray:
 def measure(cfg: config_mod.Config, a: artifacts.Artifact, split: dict, scratch: Path) -> dict:
     """One model: its library, exactness on this host against TFLite Micro, and per core its sizes and QEMU run."""
     path, folder = cfg.artifacts / a.name, cfg.artifacts / FOLDER / a.stem
-    layers = codegen.read(path)
+    layers = int8_layers.read(path)
     codegen.generate(path, folder / "lib")
     pixels = np.concatenate([split["val"], split["test"]])
     encoded = tflite_io.spec(path).encode(mnist_to_float(pixels))
@@ -118,7 +120,7 @@ def measure(cfg: config_mod.Config, a: artifacts.Artifact, split: dict, scratch:
     digits = host.argmax(axis=1)
     found = {
         "name": a.name,
-        "macs": codegen.macs(layers),
+        "macs": int8_layers.macs(layers),
         "host_bit_exact": bool(np.array_equal(host, tflm)),
         "host_images": len(pixels),
         "val_accuracy": float((digits[:n_val] == split["y_val"]).mean()),
@@ -187,7 +189,7 @@ def run(cfg: config_mod.Config) -> Path:
         for a in models:
             try:
                 measured.append(measure(cfg, a, split, Path(scratch)))
-            except codegen.UnsupportedModel as e:
+            except int8_layers.UnsupportedModel as e:
                 log.warning("not generated: %s", e)
             except RuntimeError as e:
                 raise stage.PipelineError(str(e)) from None

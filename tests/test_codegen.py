@@ -9,6 +9,7 @@ image in tests/test_firmware.py.
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import subprocess
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from pipeline import mcu
-from pipeline.formats import codegen, tflite_io
+from pipeline.formats import codegen, int8_layers, tflite_io
 from runtime.metadata import mnist_to_float
 
 C = codegen.KERNELS
@@ -50,9 +51,8 @@ def tflm_outputs(model, pixels: np.ndarray) -> np.ndarray:
     return mcu.outputs(it, encoded)[0].reshape(len(pixels), -1)
 
 
-@pytest.fixture(scope="module")
-def tiny_int8(tmp_path_factory):
-    """Conv-pool, conv-pool, flatten, two dense layers (ReLU and none) and softmax: the ops of the pipeline's models."""
+def tiny_model(path, filters: tuple[int, int], kernels: tuple[int, int], units: int):
+    """An int8 model of every supported op: conv-pool, conv-pool, flatten, dense (ReLU), dense, softmax."""
     import tf_keras as keras
 
     layers = keras.layers
@@ -60,47 +60,85 @@ def tiny_int8(tmp_path_factory):
     net = keras.Sequential(
         [
             keras.Input((28, 28, 1)),
-            layers.Conv2D(4, 5, activation="relu"),
+            layers.Conv2D(filters[0], kernels[0], activation="relu"),
             layers.MaxPooling2D(),
-            layers.Conv2D(6, 3, activation="relu"),
+            layers.Conv2D(filters[1], kernels[1], activation="relu"),
             layers.MaxPooling2D(),
             layers.Flatten(),
-            layers.Dense(16, activation="relu"),
+            layers.Dense(units, activation="relu"),
             layers.Dense(10),
             layers.Softmax(),
         ]
     )
     calibration = mnist_to_float((rng.random((64, 28, 28)) * 255 * (rng.random((64, 28, 28)) > 0.7)).astype(np.uint8))
     calibration[0, 0, 0] = 1.0  # the full pixel range, as MNIST has: an input scale of 1/255
-    path = tmp_path_factory.mktemp("tiny") / "tiny_int8.tflite"
     path.write_bytes(tflite_io.convert(net, "int8", calibration))
     return path
 
 
+@pytest.fixture(scope="module")
+def tiny_int8(tmp_path_factory):
+    """The pipeline's layer shapes in small: 5 x 5 filters on the pixels, 3 x 3 on 4 channels."""
+    return tiny_model(tmp_path_factory.mktemp("tiny") / "tiny_int8.tflite", (4, 6), (5, 3), 16)
+
+
+@pytest.fixture(scope="module")
+def awkward_int8(tmp_path_factory):
+    """Every path of the kernels: filter rows of 3 bytes (no whole word) on the pixels, rows of 66 bytes
+    (16 words and 2 left) in filters too long for four positions at once, a dense layer 125 deep (not
+    whole words) with an odd number of units."""
+    return tiny_model(tmp_path_factory.mktemp("awkward") / "awkward_int8.tflite", (22, 5), (3, 3), 15)
+
+
+def random_digits(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pixels = (rng.random((n, 28, 28)) * 255 * (rng.random((n, 28, 28)) > 0.6)).astype(np.uint8)
+    pixels[0], pixels[1] = 0, 255  # a blank and a saturated image
+    return pixels
+
+
 def test_quantize_multiplier_is_tflites():
-    assert codegen.quantize_multiplier(0.5) == (1073741824, 0)
-    assert codegen.quantize_multiplier(0.75) == (1610612736, 0)
-    assert codegen.quantize_multiplier(1.5) == (1610612736, 1)
-    assert codegen.quantize_multiplier(0.999999999999) == (1073741824, 1)  # the fraction rounds up to 1.0
-    assert codegen.quantize_multiplier(1e-10) == (0, 0)  # below 2^-31: flushed
-    assert codegen.quantize_multiplier(0.0) == (0, 0)
+    assert int8_layers.quantize_multiplier(0.5) == (1073741824, 0)
+    assert int8_layers.quantize_multiplier(0.75) == (1610612736, 0)
+    assert int8_layers.quantize_multiplier(1.5) == (1610612736, 1)
+    assert int8_layers.quantize_multiplier(0.999999999999) == (1073741824, 1)  # the fraction rounds up to 1.0
+    assert int8_layers.quantize_multiplier(1e-10) == (0, 0)  # below 2^-31: flushed
+    assert int8_layers.quantize_multiplier(0.0) == (0, 0)
 
 
 def test_softmax_parameters_are_tflm_prepares():
-    assert codegen.softmax_parameters(1.0, 1 / 16) == (2**30, 23, -248)
+    assert int8_layers.softmax_parameters(1.0, 1 / 16) == (2**30, 23, -248)
 
 
-def test_the_generated_c_is_bit_exact_with_tflite_micro(tiny_int8, tmp_path):
+@pytest.mark.parametrize("model", ["tiny_int8", "awkward_int8"])
+def test_the_generated_c_is_bit_exact_with_tflite_micro(model, request, tmp_path):
+    path = request.getfixturevalue(model)
     lib = tmp_path / "lib"
-    written = codegen.generate(tiny_int8, lib)
+    written = codegen.generate(path, lib)
     assert sorted(p.name for p in written) == ["mnist_model.c", "mnist_model.h", "nn_int8.c", "nn_int8.h"]
-    rng = np.random.default_rng(1)
-    pixels = (rng.random((300, 28, 28)) * 255 * (rng.random((300, 28, 28)) > 0.6)).astype(np.uint8)
-    pixels[0], pixels[1] = 0, 255  # a blank and a saturated image
+    pixels = random_digits(300, 1)
     got = run_c(build_host(lib, tmp_path), pixels, tmp_path)
-    expected = tflm_outputs(tiny_int8, pixels)
+    expected = tflm_outputs(path, pixels)
     differ = np.flatnonzero((got != expected).any(axis=1))
     assert not len(differ), f"{len(differ)} of {len(pixels)} images differ from TFLite Micro, first {differ[:5]}"
+
+
+@pytest.mark.emulated
+@pytest.mark.parametrize("key", ["cortex-m4f", "cortex-m3"])
+def test_the_dsp_and_plain_kernels_are_bit_exact_on_a_cortex_m(awkward_int8, key, tmp_path):
+    """The M4F runs the SMLAD path, the M3 the plain C one: both must give TFLite Micro's integers."""
+    from pipeline.measure import cortex_m
+
+    if cortex_m.missing():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"missing {cortex_m.missing()}: {cortex_m.INSTALL}")
+        pytest.skip(f"no Cortex-M toolchain: {cortex_m.INSTALL}")
+    codegen.generate(awkward_int8, tmp_path / "lib")
+    elf = tmp_path / f"{key}.elf"
+    cortex_m.build(cortex_m.CORES[key], tmp_path / "lib", elf)
+    pixels = random_digits(100, 2)
+    ran = cortex_m.run(cortex_m.CORES[key], elf, pixels, tmp_path / "run", 300)
+    np.testing.assert_array_equal(ran["outputs"], tflm_outputs(awkward_int8, pixels))
 
 
 def test_the_library_uses_no_float_and_no_allocation(tiny_int8, tmp_path):
@@ -110,14 +148,28 @@ def test_the_library_uses_no_float_and_no_allocation(tiny_int8, tmp_path):
         assert word not in code, word
 
 
-def test_the_arena_holds_the_largest_input_output_pair_and_they_never_overlap(tiny_int8):
-    layers = codegen.read(tiny_int8)
-    arena, offsets = codegen.arena_plan(layers)
+def test_the_arena_holds_each_layers_input_scratch_and_output_and_they_never_overlap(tiny_int8):
+    layers = int8_layers.read(tiny_int8)
+    arena, offsets, scratch = codegen.arena_plan(layers)
     sizes = [int(np.prod(layer.output.shape)) for layer in layers[:-1]]
-    assert arena == max([sizes[0], *(a + b for a, b in itertools.pairwise(sizes)), sizes[-1]])
-    for j in range(1, len(sizes)):
-        a, b = (offsets[j - 1], offsets[j - 1] + sizes[j - 1]), (offsets[j], offsets[j] + sizes[j])
-        assert a[1] <= b[0] or b[1] <= a[0], f"layer {j} writes over its input"
+    assert all(scratch[j] % 4 == 0 for j, layer in enumerate(layers[:-1]) if layer.kind == "conv_pool")  # words
+    for j in range(len(sizes)):
+        spans = [(offsets[j], offsets[j] + sizes[j])]
+        if j:
+            spans.append((offsets[j - 1], offsets[j - 1] + sizes[j - 1]))
+        if scratch[j] is not None:
+            spans.append((scratch[j], scratch[j] + codegen.scratch_bytes(layers[j])))
+        assert all(a >= 0 and b <= arena for a, b in spans)
+        for (a0, a1), (b0, b1) in itertools.combinations(spans, 2):
+            assert a1 <= b0 or b1 <= a0, f"layer {j}: its input, scratch and output overlap"
+
+
+def test_filters_are_stored_as_whole_words_of_each_row_then_the_rows_leftovers():
+    order = codegen.filter_order(5, 1)  # rows of 5 bytes: one word each, then the fifth column, padded
+    assert list(order) == [0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12, 13, 15, 16, 17, 18, 20, 21, 22, 23,
+                           4, 9, 14, 19, 24, -1, -1, -1]  # fmt: skip
+    assert list(codegen.filter_order(3, 16)) == list(range(144))  # rows of 48 bytes: the natural order
+    assert codegen.conv_depth(3, 30) == 272  # rows of 90 bytes: 3 x 88, then 6 values and 2 zeros
 
 
 def test_an_op_the_library_lacks_is_refused_in_one_line(tmp_path):
@@ -127,5 +179,27 @@ def test_an_op_the_library_lacks_is_refused_in_one_line(tmp_path):
     calibration = np.zeros((4, 28, 28, 1), np.float32)
     path = tmp_path / "avg.tflite"
     path.write_bytes(tflite_io.convert(net, "int8", calibration))
-    with pytest.raises(codegen.UnsupportedModel, match="op AVERAGE_POOL_2D is not supported"):
-        codegen.read(path)
+    with pytest.raises(int8_layers.UnsupportedModel, match="op AVERAGE_POOL_2D is not supported"):
+        int8_layers.read(path)
+
+
+def test_the_generator_plans_the_lengths_the_kernels_read(tmp_path):
+    """codegen.conv_depth and scratch_bytes restate nn_conv_depth and nn_conv_scratch_words: the same numbers."""
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler on this host")
+    shapes = [(5, 1), (3, 1), (3, 16), (3, 30), (3, 22), (5, 3), (1, 7)]
+    main = tmp_path / "lengths.c"
+    calls = "".join(
+        f'  printf("%d %d\\n", nn_conv_depth({k}, {c}), nn_conv_scratch_words({k}, {c}));\n' for k, c in shapes
+    )
+    main.write_text(f'#include <stdio.h>\n#include "nn_int8.h"\nint main(void) {{\n{calls}  return 0;\n}}\n')
+    exe = tmp_path / "lengths"
+    subprocess.run([cc, "-std=c99", "-I", str(C), str(main), str(C / "nn_int8.c"), "-o", str(exe)], check=True)
+    printed = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
+    got = [tuple(map(int, line.split())) for line in printed]
+    for (k, c), (depth, words) in zip(shapes, got, strict=True):
+        assert depth == codegen.conv_depth(k, c), (k, c)
+        weights = int8_layers.Tensor((1, k, k, c), np.ones(1, np.float32), np.zeros(1, np.int64), None)
+        layer = int8_layers.Layer("conv_pool", "conv", weights, weights, weights)
+        assert 4 * words == codegen.scratch_bytes(layer), (k, c)

@@ -3,172 +3,34 @@
     lib = codegen.generate(Path("structured_qat_int8.tflite"), Path("mcu/lib"))   # writes mnist_model.c/.h + kernels
     int mnist_classify(const uint8_t pixels[784], int8_t out[10]);                 # what the library offers
 
-The model's ops are read from the flatbuffer and checked: CONV_2D (VALID, stride 1, each followed
-by a 2x2 stride-2 MAX_POOL_2D), RESHAPE, FULLY_CONNECTED and a final SOFTMAX, with fused RELU or no
-activation. Anything else is refused in one line naming the op. Everything TFLite Micro computes
-at Prepare is computed here, in Python, exactly as it does (double-precision effective scales,
-``QuantizeMultiplier``, activation ranges, softmax's input multiplier and ``diff_min``) and written
-as constants; the C side is integer arithmetic only (``c/nn_int8.c``). Memory is planned here too:
-each conv is fused with its max-pool, so no conv output is stored, and every layer writes to the
-end of one static arena opposite its input, so the arena is the largest input + output pair. The
-input pixels are read as bytes in place: a 1/255 input scale makes the quantised pixel the byte
-plus the zero point, which is all the first conv needs.
+``int8_layers`` reads and checks the model and derives TFLM's constants; this module writes them as C
+and calls the integer kernels (``c/nn_int8.c``) layer by layer. Memory is planned here: each conv is
+fused with its max-pool, so no conv output is stored, and every layer writes to the end of one
+static arena opposite its input, so the arena is the largest input + output pair (plus a conv's
+window scratch where its rows are not whole words). The input pixels are read as bytes in place: a
+1/255 input scale makes the quantised pixel the byte plus the zero point, which is all the first
+conv needs.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from pipeline.formats.int8_layers import (
+    Layer,
+    Tensor,
+    UnsupportedModel,
+    activation_range,
+    read,
+    requant,
+    size,
+    softmax_parameters,
+)
+
 KERNELS = Path(__file__).with_name("c")  # nn_int8.c / nn_int8.h, copied beside the generated model
-SUPPORTED = ("CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX")
-ACTIVATIONS = {0: "NONE", 1: "RELU"}  # TFLite's ActivationFunctionType values this library implements
-VALID = 1  # TFLite's Padding enum
-
-
-class UnsupportedModel(ValueError):
-    """The model uses something the generated library does not implement: one line saying what."""
-
-
-@dataclass(frozen=True)
-class Tensor:
-    shape: tuple[int, ...]
-    scale: np.ndarray  # float32, one per channel or one
-    zero_point: np.ndarray
-    data: np.ndarray | None  # constant tensors only
-
-
-@dataclass
-class Layer:
-    kind: str  # "conv_pool", "fully_connected", "softmax"
-    name: str
-    inputs: Tensor
-    output: Tensor
-    weights: Tensor | None = None
-    bias: Tensor | None = None
-    activation: str = "NONE"
-    extra: dict = field(default_factory=dict)
-
-
-def quantize_multiplier(m: float) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplier: m = q * 2^(shift - 31) with q in [2^30, 2^31), rounded half away from zero."""
-    if m == 0:
-        return 0, 0
-    fraction, shift = math.frexp(m)
-    q = math.floor(fraction * 2**31 + 0.5)  # exact: fraction * 2^31 is a double, and positive
-    if q == 2**31:
-        q, shift = q // 2, shift + 1
-    if shift < -31:
-        return 0, 0
-    return q, shift
-
-
-def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
-    if activation == "RELU":  # TFLM quantises 0.0 with roundf(0 / scale): the zero point
-        return max(-128, zero_point), 127
-    return -128, 127
-
-
-def softmax_parameters(beta: float, input_scale: float) -> tuple[int, int, int]:
-    """TFLM's softmax Prepare for int8: (input_multiplier, input_left_shift, diff_min)."""
-    scaled_diff_bits = 5
-    real = min(float(beta) * float(input_scale) * float(1 << (31 - scaled_diff_bits)), float(2**31 - 1))
-    multiplier, shift = quantize_multiplier(real)
-    max_input_rescaled = 1.0 * ((1 << scaled_diff_bits) - 1) * float(1 << (31 - scaled_diff_bits)) / float(1 << shift)
-    return multiplier, shift, -math.floor(max_input_rescaled)
-
-
-def _conv_pool(model: str, op, pool, tensor, index: int) -> Layer:
-    o = op.builtinOptions
-    if (o.padding, o.strideW, o.strideH, o.dilationWFactor, o.dilationHFactor) != (VALID, 1, 1, 1, 1):
-        raise UnsupportedModel(f"{model}: CONV_2D other than VALID, stride 1, no dilation")
-    p = pool[1].builtinOptions if pool is not None and pool[0] == "MAX_POOL_2D" else None
-    if p is None or (p.padding, p.strideW, p.strideH, p.filterWidth, p.filterHeight) != (VALID, 2, 2, 2, 2):
-        raise UnsupportedModel(f"{model}: CONV_2D must be followed by a 2x2, stride-2 MAX_POOL_2D")
-    if p.fusedActivationFunction != 0:
-        raise UnsupportedModel(f"{model}: MAX_POOL_2D with a fused activation")
-    conv_out, out = tensor(op.outputs[0]), tensor(pool[1].outputs[0])
-    if (conv_out.scale[0], conv_out.zero_point[0]) != (out.scale[0], out.zero_point[0]):
-        raise UnsupportedModel(f"{model}: MAX_POOL_2D that changes the quantisation")
-    activation = ACTIVATIONS[o.fusedActivationFunction]
-    bias = tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
-    inputs, weights = tensor(op.inputs[0]), tensor(op.inputs[1])
-    return Layer("conv_pool", f"conv{index + 1}", inputs, out, weights, bias, activation)
-
-
-def _fully_connected(model: str, op, tensor, index: int) -> Layer:
-    weights = tensor(op.inputs[1])
-    if weights.scale.size > 1 and np.any(weights.zero_point != 0):
-        raise UnsupportedModel(f"{model}: FULLY_CONNECTED with asymmetric per-channel weights")
-    activation = ACTIVATIONS[op.builtinOptions.fusedActivationFunction]
-    bias = tensor(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None  # a zero bias may be dropped
-    inputs, out = tensor(op.inputs[0]), tensor(op.outputs[0])
-    return Layer("fully_connected", f"dense{index + 1}", inputs, out, weights, bias, activation)
-
-
-def read(path: Path) -> list[Layer]:
-    """The model's layers, checked against what the library implements."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model(str(path))
-    if len(model.subgraphs) != 1:
-        raise UnsupportedModel(f"{path.name}: {len(model.subgraphs)} subgraphs; the generator handles one")
-    graph = model.subgraphs[0]
-    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-
-    def tensor(i: int) -> Tensor:
-        t = graph.tensors[i]
-        q = t.quantization
-        if t.type not in (schema.TensorType.INT8, schema.TensorType.INT32):
-            raise UnsupportedModel(f"{path.name}: tensor {t.name.decode()!r} is not int8 (a float or mixed model)")
-        data = model.buffers[t.buffer].data if t.buffer < len(model.buffers) else None
-        dtype = np.int8 if t.type == schema.TensorType.INT8 else np.int32
-        array = np.frombuffer(bytes(data), dtype).reshape(t.shape) if data is not None and len(data) else None
-        scale = np.asarray(q.scale if q is not None and q.scale is not None else [1.0], np.float32)
-        zero = np.asarray(q.zeroPoint if q is not None and q.zeroPoint is not None else [0], np.int64)
-        return Tensor(tuple(int(d) for d in t.shape), scale, zero, array)
-
-    ops = []
-    for op in graph.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
-        if name not in SUPPORTED:
-            raise UnsupportedModel(f"{path.name}: op {name} is not supported (only {', '.join(SUPPORTED)})")
-        activation = getattr(op.builtinOptions, "fusedActivationFunction", 0)
-        if activation not in ACTIVATIONS:
-            raise UnsupportedModel(f"{path.name}: {name} with fused activation {activation} (only NONE, RELU)")
-        ops.append((name, op))
-    layers: list[Layer] = []
-    i = 0
-    while i < len(ops):
-        name, op = ops[i]
-        if name == "CONV_2D":
-            layers.append(_conv_pool(path.name, op, ops[i + 1] if i + 1 < len(ops) else None, tensor, len(layers)))
-            i += 1  # its max-pool too
-        elif name == "MAX_POOL_2D":
-            raise UnsupportedModel(f"{path.name}: a MAX_POOL_2D that does not follow a CONV_2D")
-        elif name == "FULLY_CONNECTED":
-            layers.append(_fully_connected(path.name, op, tensor, len(layers)))
-        elif name == "SOFTMAX":
-            out = tensor(op.outputs[0])
-            if (float(out.scale[0]), int(out.zero_point[0])) != (1 / 256, -128):
-                raise UnsupportedModel(f"{path.name}: SOFTMAX output not quantised as 1/256, zero point -128")
-            layers.append(
-                Layer("softmax", "softmax", tensor(op.inputs[0]), out, extra={"beta": op.builtinOptions.beta})
-            )
-        i += 1  # RESHAPE: NHWC data in row-major order, so a reshape moves no byte
-    if not layers or layers[0].kind != "conv_pool" or layers[-1].kind != "softmax":
-        raise UnsupportedModel(f"{path.name}: expected conv ... softmax")
-    first = layers[0].inputs
-    if not (math.isclose(float(first.scale[0]), 1 / 255, rel_tol=1e-6) and len(first.shape) == 4):
-        raise UnsupportedModel(f"{path.name}: input not quantised with scale 1/255 (pixels cannot be read in place)")
-    return layers
 
 
 def _c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> str:
@@ -177,80 +39,134 @@ def _c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 24) -> s
     return f"static const {ctype} {name}[{len(flat)}] = {{\n  " + ",\n  ".join(lines) + "\n};\n"
 
 
-def _size(t: Tensor) -> int:
-    return int(np.prod(t.shape))
+WIDE_DEPTH = 160  # NN_WIDE_DEPTH in c/nn_int8.c: filters up to this long widen 4 pooling positions at once, else 2
 
 
-def requant(layer: Layer) -> tuple[list[int], list[int]]:
-    """Per output channel (conv) or per tensor (fully connected): TFLM's multipliers and shifts."""
-    in_s, out_s, w_s = float(layer.inputs.scale[0]), float(layer.output.scale[0]), layer.weights.scale
-    if layer.kind == "conv_pool" or w_s.size > 1:  # per channel (conv, or FC's FullyConnectedPerChannel):
-        channels = layer.weights.shape[0]  # every factor in double, as PopulateConvolutionQuantizationParams
-        scales = np.broadcast_to(w_s, (channels,))
-        pairs = [quantize_multiplier(in_s * float(s) / out_s) for s in scales]
-    else:  # per-tensor FC, GetQuantizedConvolutionMultipler: the input x weight product rounded to float first
-        pairs = [quantize_multiplier(float(np.float32(layer.inputs.scale[0]) * np.float32(w_s[0])) / out_s)]
-    return [m for m, _ in pairs], [s for _, s in pairs]
+def filter_order(k: int, c: int) -> np.ndarray:
+    """Where each stored filter value comes from in the [k][k][c] filter, as c/nn_int8.c reads it (-1: a zero):
+    each filter row's whole words (k * c values rounded down to a multiple of 4), row after row, then the rows'
+    leftover values, padded with zeros to a multiple of 4; so each whole word is one load of the input."""
+    run = k * c
+    whole = run // 4 * 4
+    order = [ky * run + j for ky in range(k) for j in range(whole)]
+    order += [ky * run + j for ky in range(k) for j in range(whole, run)]
+    return np.array(order + [-1] * (-len(order) % 4))
 
 
-def conv_bias(layer: Layer, input_offset: int) -> Tensor:
-    """The conv's bias with the input offset folded in: TFLM accumulates sum f * (x + offset) + bias, which is
-    sum f * x + (bias + offset * sum f), the same int32, so the kernel's inner loop is a plain dot product.
+def conv_depth(k: int, c: int) -> int:
+    """One filter's stored length (nn_conv_depth in c/nn_int8.c)."""
+    return len(filter_order(k, c))
+
+
+def scratch_bytes(layer: Layer) -> int:
+    """A conv's scratch, as nn_conv_scratch_words * 4: the DSP path's widened windows (16 bits a value,
+    4 or 2 pooling positions at a time)."""
+    if layer.kind != "conv_pool":
+        return 0
+    _, k, _, c = layer.weights.shape
+    depth = conv_depth(k, c)
+    positions = 4 if depth <= WIDE_DEPTH else 2
+    return 2 * positions * depth
+
+
+def folded_bias(layer: Layer, input_offset: int) -> Tensor | None:
+    """The bias with the input offset folded in: TFLM accumulates sum w * (x + offset) + bias, which is
+    sum w * x + (bias + offset * sum w), the same int32, so the kernels' inner loop is a plain dot product.
     (The first conv reads pixels, whose (q - zero point) is the byte itself: its offset is 0.)"""
-    oc = layer.weights.shape[0]
-    bias = layer.bias.data.astype(np.int64) if layer.bias is not None else np.zeros(oc, np.int64)
-    folded = bias + input_offset * layer.weights.data.reshape(oc, -1).astype(np.int64).sum(axis=1)
+    units = layer.weights.shape[0]
+    if layer.bias is None and input_offset == 0:
+        return None
+    bias = layer.bias.data.astype(np.int64) if layer.bias is not None else np.zeros(units, np.int64)
+    folded = bias + input_offset * layer.weights.data.reshape(units, -1).astype(np.int64).sum(axis=1)
     if np.abs(folded).max() >= 2**31:
-        raise UnsupportedModel("a conv bias with the input offset folded in overflows int32")
-    return Tensor((oc,), np.ones(1, np.float32), np.zeros(1, np.int64), folded.astype(np.int32))
+        raise UnsupportedModel(f"{layer.name}: the bias with the input offset folded in overflows int32")
+    return Tensor((units,), np.ones(1, np.float32), np.zeros(1, np.int64), folded.astype(np.int32))
 
 
-def arena_plan(layers: list[Layer]) -> tuple[int, list[int]]:
-    """(arena bytes, each layer's output offset): outputs alternate between the arena's two ends, so a layer's
-    input and output never overlap; the first layer reads the caller's pixels, the last writes the caller's out."""
-    sizes = [_size(layer.output) for layer in layers[:-1]]
-    pairs = [sizes[0]] + [a + b for a, b in itertools.pairwise(sizes)] + [sizes[-1]]
-    arena = max(pairs)
-    return arena, [0 if j % 2 == 0 else arena - size for j, size in enumerate(sizes)]
+def check_pool_first(layer: Layer, shifts: list[int], input_offset: int) -> None:
+    """The conv kernel pools the accumulators and requantises the largest, which equals pooling the
+    requantised outputs only while requantisation rises with the accumulator: it does unless a left shift
+    (an effective scale above 1) wraps the accumulator, which a bound on its magnitude rules out."""
+    oc = layer.weights.shape[0]
+    reach = 255 if input_offset == 0 else 128 + abs(input_offset)  # the largest |x + offset| (pixels: 255)
+    weights = np.abs(layer.weights.data.reshape(oc, -1).astype(np.int64)).sum(axis=1)
+    bias = np.abs(layer.bias.data.astype(np.int64)) if layer.bias is not None else 0
+    left = np.maximum(np.broadcast_to(np.asarray(shifts), (oc,)), 0)
+    if np.any(weights * reach + bias >= 2.0 ** (31 - left)):
+        raise UnsupportedModel(f"{layer.name}: its requantisation can wrap, so max-pooling cannot come first")
+
+
+def arena_plan(layers: list[Layer]) -> tuple[int, list[int], list[int | None]]:
+    """(arena bytes, each layer's output offset, each layer's scratch offset or None). Outputs alternate
+    between the arena's two ends, so a layer's input and output never overlap, and its scratch lies between
+    them, word-aligned; the first layer reads the caller's pixels, the last writes the caller's out."""
+    outputs = [size(layer.output) for layer in layers[:-1]]
+    inputs = [0, *outputs[:-1]]
+    scratch = [scratch_bytes(layer) for layer in layers[:-1]]
+    pairs = list(enumerate(zip(inputs, outputs, strict=True)))
+    near = [o if j % 2 == 0 else i for j, (i, o) in pairs]  # what lies at offset 0: this layer's output or input
+    far = [i if j % 2 == 0 else o for j, (i, o) in pairs]
+    starts = [-(-n // 4) * 4 for n in near]
+    arena = max([a + s + f for a, s, f in zip(starts, scratch, far, strict=True)] + [outputs[-1]])
+    at = [0 if j % 2 == 0 else arena - o for j, o in enumerate(outputs)]
+    return arena, at, [a if s else None for a, s in zip(starts, scratch, strict=True)]
+
+
+def _weights(layer: Layer) -> np.ndarray:
+    """The weights as the kernels read them: each conv filter in ``filter_order``."""
+    if layer.kind != "conv_pool":
+        return layer.weights.data
+    oc, k, _, c = layer.weights.shape
+    order = filter_order(k, c)
+    flat = np.concatenate([layer.weights.data.reshape(oc, -1), np.zeros((oc, 1), np.int8)], axis=1)
+    return flat[:, order]  # -1 picks the appended zero
+
+
+def _layer_source(layer: Layer, first: bool, source: str, out: str, scratch: str) -> tuple[str, str]:
+    """(constants, call) of one conv_pool or fully_connected layer reading ``source``, writing ``out``."""
+    n = layer.name
+    multipliers, shifts = requant(layer)
+    lo, hi = activation_range(layer.activation, float(layer.output.scale[0]), int(layer.output.zero_point[0]))
+    w_offset = 0 if layer.kind == "conv_pool" else -int(layer.weights.zero_point[0])
+    in_offset = 0 if first else -int(layer.inputs.zero_point[0])  # pixels: the byte is already q - zero point
+    if layer.kind == "conv_pool":
+        check_pool_first(layer, shifts, in_offset)
+    bias_tensor = folded_bias(layer, in_offset) if w_offset == 0 else layer.bias  # else: offsets term by term
+    in_offset = in_offset if w_offset else 0  # folded
+    data = [_c_array("int8_t", f"{n}_weights", _weights(layer))]
+    data.append(_c_array("int32_t", f"{n}_bias", bias_tensor.data) if bias_tensor is not None else "")
+    bias = f"{n}_bias" if bias_tensor is not None else "0"  # no bias: the kernels take a null pointer
+    data += [_c_array("int32_t", f"{n}_multiplier", multipliers), _c_array("int8_t", f"{n}_shift", shifts)]
+    data.append(
+        f"static const nn_requant {n}_requant = {{{n}_multiplier, {n}_shift, {in_offset}, "
+        f"{w_offset}, {int(layer.output.zero_point[0])}, {lo}, {hi}, {int(len(multipliers) > 1)}}};\n"
+    )
+    if layer.kind == "conv_pool":
+        _, h, w, c = layer.inputs.shape
+        oc, k = layer.weights.shape[0], layer.weights.shape[1]
+        kernel = "nn_conv_pool_u8" if first else "nn_conv_pool_s8"
+        call = f"{kernel}({source}, {h}, {w}, {c}, {n}_weights, {k}, {oc}, {bias}, &{n}_requant, {scratch}, {out});"
+    else:
+        units, depth = layer.weights.shape
+        call = f"nn_fully_connected({source}, {depth}, {n}_weights, {units}, {bias}, &{n}_requant, {out});"
+    return "".join(data), call
 
 
 def model_source(layers: list[Layer], prefix: str, source: str) -> tuple[str, str]:
     """The model's header and C file: constants, the arena and the entry point."""
-    arena, offsets = arena_plan(layers)
-    inputs, classes = _size(layers[0].inputs), _size(layers[-1].output)
+    arena, offsets, scratch = arena_plan(layers)
+    inputs, classes = size(layers[0].inputs), size(layers[-1].output)
     data, calls = [], []
     where = lambda j: "pixels" if j < 0 else f"arena + {offsets[j]}"  # noqa: E731
     for j, layer in enumerate(layers):
-        n = layer.name
         if layer.kind == "softmax":
             mult, shift, diff_min = softmax_parameters(layer.extra["beta"], float(layer.inputs.scale[0]))
             calls.append(f"nn_softmax({where(j - 1)}, {classes}, {mult}, {shift}, {diff_min}, out);")
             continue
-        multipliers, shifts = requant(layer)
-        lo, hi = activation_range(layer.activation, float(layer.output.scale[0]), int(layer.output.zero_point[0]))
-        w_zp = 0 if layer.kind == "conv_pool" else -int(layer.weights.zero_point[0])
-        in_offset = -int(layer.inputs.zero_point[0])
-        biases = conv_bias(layer, in_offset if j > 0 else 0) if layer.kind == "conv_pool" else layer.bias
-        data.append(_c_array("int8_t", f"{n}_weights", layer.weights.data))
-        data.append(_c_array("int32_t", f"{n}_bias", biases.data) if biases is not None else "")
-        bias = f"{n}_bias" if biases is not None else "0"  # no bias: the kernels take a null pointer
-        data += [_c_array("int32_t", f"{n}_multiplier", multipliers), _c_array("int8_t", f"{n}_shift", shifts)]
-        in_offset = 0 if layer.kind == "conv_pool" else in_offset  # conv: in the bias, or implicit (pixels)
-        data.append(
-            f"static const nn_requant {n}_requant = {{{n}_multiplier, {n}_shift, {in_offset}, "
-            f"{w_zp}, {int(layer.output.zero_point[0])}, {lo}, {hi}, {int(len(multipliers) > 1)}}};\n"
-        )
-        out = f"arena + {offsets[j]}"
-        if layer.kind == "conv_pool":
-            _, h, w, c = layer.inputs.shape
-            oc, k = layer.weights.shape[0], layer.weights.shape[1]
-            kernel, source_ptr = ("nn_conv_pool_u8", "pixels") if j == 0 else ("nn_conv_pool_s8", where(j - 1))
-            calls.append(f"{kernel}({source_ptr}, {h}, {w}, {c}, {n}_weights, {k}, {oc}, {bias}, &{n}_requant, {out});")
-        else:
-            units, depth = layer.weights.shape
-            calls.append(
-                f"nn_fully_connected({where(j - 1)}, {depth}, {n}_weights, {units}, {bias}, &{n}_requant, {out});"
-            )
+        window = "0" if scratch[j] is None else f"(int32_t *)(arena + {scratch[j]})"
+        constants, call = _layer_source(layer, j == 0, where(j - 1), f"arena + {offsets[j]}", window)
+        data.append(constants)
+        calls.append(call)
     guard = f"{prefix.upper()}_MODEL_H"
     header = f"""/* {prefix}_model.h: the int8 model {source}, generated by mnist-edge (pipeline/formats/codegen.py).
  * Outputs are bit-exact with TensorFlow Lite Micro's reference kernels on the same model. */
@@ -276,7 +192,8 @@ int {prefix}_classify(const uint8_t pixels[{prefix.upper()}_INPUTS], int8_t out[
 #include "nn_int8.h"
 
 {"".join(data)}
-static int8_t arena[{arena}];
+static int32_t arena_words[{-(-arena // 4)}]; /* word-aligned: the DSP path reads words */
+static int8_t *const arena = (int8_t *)arena_words;
 
 int {prefix}_classify(const uint8_t pixels[{prefix.upper()}_INPUTS], int8_t out[{prefix.upper()}_CLASSES]) {{
   int best = 0, d;
@@ -302,16 +219,3 @@ def generate(model: Path, folder: Path, prefix: str = "mnist") -> list[Path]:
         shutil.copyfile(KERNELS / name, folder / name)
         written.append(folder / name)
     return written
-
-
-def macs(layers: list[Layer]) -> int:
-    """Multiply-accumulates of one inference: the convolutions (at full, unpooled size) and the dense layers."""
-    total = 0
-    for layer in layers:
-        if layer.kind == "conv_pool":
-            _, h, w, c = layer.inputs.shape
-            oc, k = layer.weights.shape[0], layer.weights.shape[1]
-            total += (h - k + 1) * (w - k + 1) * oc * k * k * c
-        elif layer.kind == "fully_connected":
-            total += int(np.prod(layer.weights.shape))
-    return total

@@ -40,8 +40,9 @@ Every int8 TFLite model as a plain C99 library (`pipeline/formats/codegen.py`): 
 ({firmware["models"][0]["host_images"]:,} images per model). Built with gcc-arm-none-eabi for each core and run
 in QEMU (`-icount shift=0`: the board timer counts instructions, the same on every host). Flash is the
 library's text, rodata and data (model and kernels); RAM its static arena plus the peak stack of one
-inference, measured by painting the stack. Latency is instructions at the stated clock, one per cycle:
-a lower bound. The whole test set on the emulated {first}: {emulated}.
+inference, measured by painting the stack. The Cortex-M4F and M7 run the kernels' DSP path (`SMLAD`,
+two 16-bit multiply-accumulates an instruction), the M3 the plain C one. Latency is instructions at the
+stated clock, one per cycle: a lower bound. The whole test set on the emulated {first}: {emulated}.
 
 {chr(10).join(rows)}
 
