@@ -121,6 +121,9 @@ def measure(cfg: config_mod.Config, a: artifacts.Artifact, split: dict, scratch:
     found = {
         "name": a.name,
         "macs": int8_layers.macs(layers),
+        "weight_bytes": sum(codegen.weight_bytes(layer) for layer in layers if layer.weights is not None),
+        "int8_weight_bytes": sum(layer.weights.data.size for layer in layers if layer.weights is not None),
+        "palette_layers": [layer.name for layer in layers if codegen.palette_coded(layer)],
         "host_bit_exact": bool(np.array_equal(host, tflm)),
         "host_images": len(pixels),
         "val_accuracy": float((digits[:n_val] == split["y_val"]).mean()),

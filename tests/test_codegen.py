@@ -51,8 +51,9 @@ def tflm_outputs(model, pixels: np.ndarray) -> np.ndarray:
     return mcu.outputs(it, encoded)[0].reshape(len(pixels), -1)
 
 
-def tiny_model(path, filters: tuple[int, int], kernels: tuple[int, int], units: int):
-    """An int8 model of every supported op: conv-pool, conv-pool, flatten, dense (ReLU), dense, softmax."""
+def tiny_model(path, filters: tuple[int, int], kernels: tuple[int, int], units: int, clusters: int = 0):
+    """An int8 model of every supported op: conv-pool, conv-pool, flatten, dense (ReLU), dense, softmax; with
+    ``clusters``, each dense kernel takes that many evenly spaced values, as weight clustering leaves it."""
     import tf_keras as keras
 
     layers = keras.layers
@@ -70,6 +71,10 @@ def tiny_model(path, filters: tuple[int, int], kernels: tuple[int, int], units: 
             layers.Softmax(),
         ]
     )
+    for dense in [layer for layer in net.layers if clusters and isinstance(layer, layers.Dense)]:
+        kernel, bias = dense.get_weights()
+        levels = np.linspace(kernel.min(), kernel.max(), clusters)
+        dense.set_weights([levels[np.abs(kernel[..., None] - levels).argmin(axis=-1)], bias])
     calibration = mnist_to_float((rng.random((64, 28, 28)) * 255 * (rng.random((64, 28, 28)) > 0.7)).astype(np.uint8))
     calibration[0, 0, 0] = 1.0  # the full pixel range, as MNIST has: an input scale of 1/255
     path.write_bytes(tflite_io.convert(net, "int8", calibration))
@@ -88,6 +93,12 @@ def awkward_int8(tmp_path_factory):
     (16 words and 2 left) in filters too long for four positions at once, a dense layer 125 deep (not
     whole words) with an odd number of units."""
     return tiny_model(tmp_path_factory.mktemp("awkward") / "awkward_int8.tflite", (22, 5), (3, 3), 15)
+
+
+@pytest.fixture(scope="module")
+def clustered_int8(tmp_path_factory):
+    """Dense kernels of 16 values: the first (200 deep, 16 units) is palette-coded, the second too small to pay."""
+    return tiny_model(tmp_path_factory.mktemp("clustered") / "clustered_int8.tflite", (4, 8), (5, 3), 16, clusters=16)
 
 
 def random_digits(n: int, seed: int) -> np.ndarray:
@@ -110,7 +121,7 @@ def test_softmax_parameters_are_tflm_prepares():
     assert int8_layers.softmax_parameters(1.0, 1 / 16) == (2**30, 23, -248)
 
 
-@pytest.mark.parametrize("model", ["tiny_int8", "awkward_int8"])
+@pytest.mark.parametrize("model", ["tiny_int8", "awkward_int8", "clustered_int8"])
 def test_the_generated_c_is_bit_exact_with_tflite_micro(model, request, tmp_path):
     path = request.getfixturevalue(model)
     lib = tmp_path / "lib"
@@ -124,8 +135,9 @@ def test_the_generated_c_is_bit_exact_with_tflite_micro(model, request, tmp_path
 
 
 @pytest.mark.emulated
+@pytest.mark.parametrize("model", ["awkward_int8", "clustered_int8"])
 @pytest.mark.parametrize("key", ["cortex-m4f", "cortex-m3"])
-def test_the_dsp_and_plain_kernels_are_bit_exact_on_a_cortex_m(awkward_int8, key, tmp_path):
+def test_the_dsp_and_plain_kernels_are_bit_exact_on_a_cortex_m(model, key, request, tmp_path):
     """The M4F runs the SMLAD path, the M3 the plain C one: both must give TFLite Micro's integers."""
     from pipeline.measure import cortex_m
 
@@ -133,12 +145,28 @@ def test_the_dsp_and_plain_kernels_are_bit_exact_on_a_cortex_m(awkward_int8, key
         if os.environ.get("CI") == "true":
             pytest.fail(f"missing {cortex_m.missing()}: {cortex_m.INSTALL}")
         pytest.skip(f"no Cortex-M toolchain: {cortex_m.INSTALL}")
-    codegen.generate(awkward_int8, tmp_path / "lib")
+    path = request.getfixturevalue(model)
+    codegen.generate(path, tmp_path / "lib")
     elf = tmp_path / f"{key}.elf"
     cortex_m.build(cortex_m.CORES[key], tmp_path / "lib", elf)
     pixels = random_digits(100, 2)
     ran = cortex_m.run(cortex_m.CORES[key], elf, pixels, tmp_path / "run", 300)
-    np.testing.assert_array_equal(ran["outputs"], tflm_outputs(awkward_int8, pixels))
+    np.testing.assert_array_equal(ran["outputs"], tflm_outputs(path, pixels))
+
+
+def test_clustered_dense_weights_are_stored_as_4_bit_indices_and_decode_to_the_int8_weights(clustered_int8, tmp_path):
+    codegen.generate(clustered_int8, tmp_path)
+    assert (tmp_path / "mnist_model.c").read_text().count("nn_fully_connected_p4(") == 1
+    dense = [layer for layer in int8_layers.read(clustered_int8) if layer.kind == "fully_connected"]
+    pairs, indices = codegen.palette(dense[0].weights.data)
+    units, depth = dense[0].weights.shape
+    assert indices.shape == (units, depth // 2) and pairs.shape == (256,)
+    halves = np.stack([pairs.astype(np.int16), (pairs >> 16).astype(np.int16)], axis=-1)  # (low, high) per byte
+    b = indices.reshape(units, depth // 4, 2)
+    decoded = np.stack([halves[b[..., 0], 0], halves[b[..., 1], 0], halves[b[..., 0], 1], halves[b[..., 1], 1]], -1)
+    np.testing.assert_array_equal(decoded.reshape(units, depth), dense[0].weights.data)
+    assert codegen.weight_bytes(dense[0]) == units * depth // 2 + 1024
+    assert codegen.palette(dense[1].weights.data) is None  # 10 x 16 weights: the pairs table would cost more
 
 
 def test_the_library_uses_no_float_and_no_allocation(tiny_int8, tmp_path):

@@ -122,6 +122,42 @@ def _weights(layer: Layer) -> np.ndarray:
     return flat[:, order]  # -1 picks the appended zero
 
 
+PALETTE = 16  # the most distinct weights a palette-coded dense layer may hold: 4-bit indices
+
+
+def palette(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A dense layer's [units, depth] int8 weights as nn_fully_connected_p4 reads them, or None where they take
+    more than 16 values, the depth is not whole words or the coding would not save flash: (pairs, indices).
+    indices: per unit, per 4 weights, idx(w0) | idx(w2) << 4 then idx(w1) | idx(w3) << 4, into the sorted values;
+    pairs[b]: the weights of index byte b as one int32 of two 16-bit halves, the low nibble's in the low half."""
+    units, depth = weights.shape
+    values = np.unique(weights)
+    if len(values) > PALETTE or depth % 4 or units * depth // 2 + 256 * 4 >= units * depth:
+        return None
+    table = np.zeros(16, np.int64)
+    table[: len(values)] = values
+    idx = np.searchsorted(values, weights).reshape(units, depth // 4, 4)
+    coded = np.stack([idx[..., 0] | idx[..., 2] << 4, idx[..., 1] | idx[..., 3] << 4], axis=-1)
+    b = np.arange(256)
+    pairs = (table[b & 15] & 0xFFFF) | (table[b >> 4] << 16)  # a negative high half keeps the int32 negative
+    return pairs.astype(np.int32), coded.reshape(units, depth // 2).astype(np.uint8)
+
+
+def palette_coded(layer: Layer) -> bool:
+    """Whether the generated library stores this layer's weights as 4-bit palette indices."""
+    return (
+        layer.kind == "fully_connected" and layer.weights.zero_point[0] == 0 and palette(layer.weights.data) is not None
+    )
+
+
+def weight_bytes(layer: Layer) -> int:
+    """The flash the layer's weights take in the generated library: int8, or palette-coded indices and pairs."""
+    if palette_coded(layer):
+        pairs, indices = palette(layer.weights.data)
+        return pairs.nbytes + indices.nbytes
+    return _weights(layer).nbytes
+
+
 def _layer_source(layer: Layer, first: bool, source: str, out: str, scratch: str) -> tuple[str, str]:
     """(constants, call) of one conv_pool or fully_connected layer reading ``source``, writing ``out``."""
     n = layer.name
@@ -133,7 +169,11 @@ def _layer_source(layer: Layer, first: bool, source: str, out: str, scratch: str
         check_pool_first(layer, shifts, in_offset)
     bias_tensor = folded_bias(layer, in_offset) if w_offset == 0 else layer.bias  # else: offsets term by term
     in_offset = in_offset if w_offset else 0  # folded
-    data = [_c_array("int8_t", f"{n}_weights", _weights(layer))]
+    coded = palette(layer.weights.data) if palette_coded(layer) else None
+    if coded is None:
+        data = [_c_array("int8_t", f"{n}_weights", _weights(layer))]
+    else:
+        data = [_c_array("int32_t", f"{n}_pairs", coded[0], 8), _c_array("uint8_t", f"{n}_indices", coded[1])]
     data.append(_c_array("int32_t", f"{n}_bias", bias_tensor.data) if bias_tensor is not None else "")
     bias = f"{n}_bias" if bias_tensor is not None else "0"  # no bias: the kernels take a null pointer
     data += [_c_array("int32_t", f"{n}_multiplier", multipliers), _c_array("int8_t", f"{n}_shift", shifts)]
@@ -148,7 +188,12 @@ def _layer_source(layer: Layer, first: bool, source: str, out: str, scratch: str
         call = f"{kernel}({source}, {h}, {w}, {c}, {n}_weights, {k}, {oc}, {bias}, &{n}_requant, {scratch}, {out});"
     else:
         units, depth = layer.weights.shape
-        call = f"nn_fully_connected({source}, {depth}, {n}_weights, {units}, {bias}, &{n}_requant, {out});"
+        kernel, weights = (
+            ("nn_fully_connected", f"{n}_weights")
+            if coded is None
+            else ("nn_fully_connected_p4", f"{n}_indices, {n}_pairs")
+        )
+        call = f"{kernel}({source}, {depth}, {weights}, {units}, {bias}, &{n}_requant, {out});"
     return "".join(data), call
 
 

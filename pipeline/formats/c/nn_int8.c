@@ -366,6 +366,41 @@ void nn_fully_connected(const int8_t *in, int depth, const int8_t *weights, int 
   }
 }
 
+/* Fully connected with palette-coded weights (codegen.py): each weight is one of at most 16 int8
+ * values and stored as its 4-bit index. Of each 4 weights, one byte holds the indices of the 1st and
+ * 3rd (low nibble first), the next byte those of the 2nd and 4th; pairs[b] is the two weights byte b
+ * stands for as the 16-bit pair SMLAD takes, lined up with an input word widened by SXTB16. So a
+ * weight costs half a byte of flash and its decoding one table load per two weights. depth is a
+ * multiple of 4 and the offsets are in the bias. */
+void nn_fully_connected_p4(const int8_t *in, int depth, const uint8_t *indices, const int32_t *pairs, int units,
+                           const int32_t *bias, const nn_requant *q, int8_t *out) {
+  const int row = depth / 2;
+  int u = 0, d;
+#ifdef NN_SIMD
+  for (; u + 1 < units; u += 2) {
+    const uint8_t *i0 = indices + (long)u * row, *i1 = i0 + row;
+    int32_t a0 = bias ? bias[u] : 0, a1 = bias ? bias[u + 1] : 0;
+    for (d = 0; d < depth; d += 4, i0 += 2, i1 += 2) {
+      const uint32_t x = load32(in + d);
+      const int32_t even = sxtb16(x), odd = sxtb16_ror8(x);
+      a0 = __smlad(pairs[i0[1]], odd, __smlad(pairs[i0[0]], even, a0));
+      a1 = __smlad(pairs[i1[1]], odd, __smlad(pairs[i1[0]], even, a1));
+    }
+    out[u] = finish(a0, q, u);
+    out[u + 1] = finish(a1, q, u + 1);
+  }
+#endif
+  for (; u < units; ++u) {
+    const uint8_t *idx = indices + (long)u * row;
+    int32_t acc = bias ? bias[u] : 0;
+    for (d = 0; d < depth; d += 4, idx += 2) {
+      const int32_t a = pairs[idx[0]], b = pairs[idx[1]]; /* (1st, 3rd) and (2nd, 4th) as 16-bit halves */
+      acc += (int16_t)a * in[d] + (a >> 16) * in[d + 2] + (int16_t)b * in[d + 1] + (b >> 16) * in[d + 3];
+    }
+    out[u] = finish(acc, q, u);
+  }
+}
+
 void nn_softmax(const int8_t *in, int depth, int32_t input_multiplier, int input_left_shift,
                 int32_t diff_min, int8_t *out) {
   enum { ACCUMULATION_BITS = 12 };

@@ -46,6 +46,12 @@ void nn_conv_pool_u8(const uint8_t *in, int h, int w, int c, const int8_t *filte
 void nn_fully_connected(const int8_t *in, int depth, const int8_t *weights, int units,
                         const int32_t *bias, const nn_requant *q, int8_t *out);
 
+/* Fully connected with palette-coded weights: 4-bit indices into at most 16 int8 values, two a
+ * byte, and pairs[256] the weights each index byte stands for (codegen.py, nn_int8.c); the offsets
+ * folded into the bias, depth a multiple of 4. The same integers as nn_fully_connected. */
+void nn_fully_connected_p4(const int8_t *in, int depth, const uint8_t *indices, const int32_t *pairs, int units,
+                           const int32_t *bias, const nn_requant *q, int8_t *out);
+
 /* Softmax of int8 logits to int8 probabilities (output scale 1/256, zero point -128), as TFLM:
  * input_multiplier, input_left_shift and diff_min come from the input scale (codegen.py). */
 void nn_softmax(const int8_t *in, int depth, int32_t input_multiplier, int input_left_shift,
