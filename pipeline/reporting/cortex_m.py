@@ -26,7 +26,8 @@ def section(firmware: dict | None, mcu: dict | None) -> str:
         for key, c in m["cores"].items():
             rows.append(
                 f"| {m['name']} | {m['macs']:,} | {_weights(m)} | {key} | {c['library_flash_bytes']:,} | "
-                f"{c['ram_bytes']:,} ({c['static_ram_bytes']:,} + {c['stack_bytes']}) | {c['firmware_flash_bytes']:,} | "
+                f"{c['ram_bytes']:,} ({c['static_ram_bytes']:,} + {c['stack_bytes']}) | "
+                f"{c['firmware_flash_bytes']:,} | "
                 f"{c['instructions_per_image']:,} | {c['instructions_per_mac']:.2f} | "
                 f"{c['est_ms_per_image']:.1f} ms at {c['clock_mhz']} MHz | {'yes' if c['bit_exact'] else 'NO'} "
                 f"({c['images']:,} images) |"
