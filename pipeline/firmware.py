@@ -135,16 +135,15 @@ def measure(cfg: config_mod.Config, a: artifacts.Artifact, split: dict, scratch:
     sample = split["test"][: cfg.firmware.images]
     for key in cfg.firmware.cores:
         core = cortex_m.CORES[key]
-        library = cortex_m.library_size(core, folder / "lib", scratch / a.stem / key)
         elf = folder / f"{key}.elf"
         whole = cortex_m.build(core, folder / "lib", elf)
         ran = cortex_m.run(core, elf, sample, scratch / a.stem / f"{key}-run", cfg.firmware.timeout)
         exact = bool(np.array_equal(ran["outputs"], tflm[n_val : n_val + len(sample)]))
         found["cores"][key] = {
-            "library_flash_bytes": library["flash_bytes"],
-            "static_ram_bytes": library["static_ram_bytes"],
+            "library_flash_bytes": whole["library_flash_bytes"],
+            "static_ram_bytes": whole["library_static_ram_bytes"],
             "stack_bytes": ran["stack_bytes"],
-            "ram_bytes": library["static_ram_bytes"] + ran["stack_bytes"],
+            "ram_bytes": whole["library_static_ram_bytes"] + ran["stack_bytes"],
             "firmware_flash_bytes": whole["flash_bytes"],
             "instructions_per_image": ran["instructions"],
             "instructions_per_mac": round(ran["instructions"] / found["macs"], 3),

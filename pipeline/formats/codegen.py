@@ -4,12 +4,11 @@
     int mnist_classify(const uint8_t pixels[784], int8_t out[10]);                 # what the library offers
 
 ``int8_layers`` reads and checks the model and derives TFLM's constants; this module writes them as C
-and calls the integer kernels (``c/nn_int8.c``) layer by layer. Memory is planned here: each conv is
-fused with its max-pool, so no conv output is stored, and every layer writes to the end of one
-static arena opposite its input, so the arena is the largest input + output pair (plus a conv's
-window scratch where its rows are not whole words). The input pixels are read as bytes in place: a
-1/255 input scale makes the quantised pixel the byte plus the zero point, which is all the first
-conv needs.
+and calls the integer kernels (``c/nn_int8.c``) layer by layer: each conv fused with its max-pool, so
+no conv output is stored, the filters in the order the DSP path reads them, dense layers of at most 16
+distinct weights as 4-bit palette indices. ``arena`` plans the one static arena. The input pixels are
+read as bytes in place: a 1/255 input scale makes the quantised pixel the byte plus the zero point,
+which is all the first conv needs.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.formats import arena
 from pipeline.formats.int8_layers import (
     Layer,
     Tensor,
@@ -94,22 +94,6 @@ def check_pool_first(layer: Layer, shifts: list[int], input_offset: int) -> None
     left = np.maximum(np.broadcast_to(np.asarray(shifts), (oc,)), 0)
     if np.any(weights * reach + bias >= 2.0 ** (31 - left)):
         raise UnsupportedModel(f"{layer.name}: its requantisation can wrap, so max-pooling cannot come first")
-
-
-def arena_plan(layers: list[Layer]) -> tuple[int, list[int], list[int | None]]:
-    """(arena bytes, each layer's output offset, each layer's scratch offset or None). Outputs alternate
-    between the arena's two ends, so a layer's input and output never overlap, and its scratch lies between
-    them, word-aligned; the first layer reads the caller's pixels, the last writes the caller's out."""
-    outputs = [size(layer.output) for layer in layers[:-1]]
-    inputs = [0, *outputs[:-1]]
-    scratch = [scratch_bytes(layer) for layer in layers[:-1]]
-    pairs = list(enumerate(zip(inputs, outputs, strict=True)))
-    near = [o if j % 2 == 0 else i for j, (i, o) in pairs]  # what lies at offset 0: this layer's output or input
-    far = [i if j % 2 == 0 else o for j, (i, o) in pairs]
-    starts = [-(-n // 4) * 4 for n in near]
-    arena = max([a + s + f for a, s, f in zip(starts, scratch, far, strict=True)] + [outputs[-1]])
-    at = [0 if j % 2 == 0 else arena - o for j, o in enumerate(outputs)]
-    return arena, at, [a if s else None for a, s in zip(starts, scratch, strict=True)]
 
 
 def _weights(layer: Layer) -> np.ndarray:
@@ -199,7 +183,8 @@ def _layer_source(layer: Layer, first: bool, source: str, out: str, scratch: str
 
 def model_source(layers: list[Layer], prefix: str, source: str) -> tuple[str, str]:
     """The model's header and C file: constants, the arena and the entry point."""
-    arena, offsets, scratch = arena_plan(layers)
+    memory = arena.plan(layers, [scratch_bytes(layer) for layer in layers])
+    arena_bytes, offsets, scratch = memory.size, memory.outputs, memory.scratch
     inputs, classes = size(layers[0].inputs), size(layers[-1].output)
     data, calls = [], []
     where = lambda j: "pixels" if j < 0 else f"arena + {offsets[j]}"  # noqa: E731
@@ -222,7 +207,7 @@ def model_source(layers: list[Layer], prefix: str, source: str) -> tuple[str, st
 
 #define {prefix.upper()}_INPUTS {inputs}      /* 28x28 pixels, row by row, 0 (paper) to 255 (ink) */
 #define {prefix.upper()}_CLASSES {classes}
-#define {prefix.upper()}_ARENA_BYTES {arena}  /* the static activation memory the call uses */
+#define {prefix.upper()}_ARENA_BYTES {arena_bytes}  /* the static activation memory the call uses */
 
 /* Classify one MNIST-normalised digit: out[d] is the quantised probability of digit d
  * (probability = (out[d] + 128) / 256); returns the most probable digit. Not reentrant: one arena. */
@@ -237,7 +222,7 @@ int {prefix}_classify(const uint8_t pixels[{prefix.upper()}_INPUTS], int8_t out[
 #include "nn_int8.h"
 
 {"".join(data)}
-static int32_t arena_words[{-(-arena // 4)}]; /* word-aligned: the DSP path reads words */
+static int32_t arena_words[{arena_bytes // 4}]; /* word-aligned: the DSP path reads words */
 static int8_t *const arena = (int8_t *)arena_words;
 
 int {prefix}_classify(const uint8_t pixels[{prefix.upper()}_INPUTS], int8_t out[{prefix.upper()}_CLASSES]) {{

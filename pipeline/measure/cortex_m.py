@@ -1,7 +1,7 @@
 """Generated C libraries built for Cortex-M cores and run in QEMU; and the same program on this host.
 
-    lib_size = cortex_m.library_size(CORES["cortex-m4f"], lib)     # {"flash_bytes", "ram_bytes"}: its .o files
-    elf = cortex_m.build(CORES["cortex-m3"], lib, folder)           # the demo program, firmware for the board
+    sizes = cortex_m.build(CORES["cortex-m3"], lib, elf)            # the demo program as firmware for the board:
+                                                                    # its flash and RAM, and the library's share
     found = cortex_m.run(CORES["cortex-m3"], elf, pixels, folder)   # {"outputs", "instructions", "stack_bytes"}
 
 Each core is one of the MPS2 boards QEMU 7.2 emulates, with the project's own start-up and linker
@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,30 +80,49 @@ def _sizes(files: list[Path]) -> tuple[int, int, int]:
     return tuple(sum(int(r[i]) for r in rows) for i in range(3))
 
 
-def library_size(core: Core, lib: Path, scratch: Path) -> dict:
-    """The inference library alone (model and kernels) compiled for ``core``: flash = text + rodata + data,
-    static RAM = data + bss (the arena)."""
-    scratch.mkdir(parents=True, exist_ok=True)
-    objects = []
-    for source in sorted(lib.glob("*.c")):
-        obj = scratch / f"{source.stem}.{core.key}.o"
-        _run(["arm-none-eabi-gcc", *core.flags, *CFLAGS, "-I", str(lib), "-c", str(source), "-o", str(obj)],
-             f"compiling {source.name} for {core.key}")  # fmt: skip
-        objects.append(obj)
-    text, data, bss = _sizes(objects)
-    return {"flash_bytes": text + data, "static_ram_bytes": data + bss}
+def _library_share(link_map: str, objects: set[str]) -> tuple[int, int]:
+    """(flash, static RAM) of the input sections from ``objects`` that the link kept (GNU ld's map): what the
+    library costs inside a firmware, unused functions dropped (-ffunction-sections, --gc-sections)."""
+    kept = link_map.split("Linker script and memory map", 1)[-1]  # not the discarded sections listed before
+    section, pending, flash, ram = "", False, 0, 0
+    for line in kept.splitlines():
+        if (top := re.match(r"(\.\S+)", line)) is not None:  # an output section: .text, .data, .bss ...
+            section, pending = top[1], False
+            continue
+        if re.fullmatch(r" (\.\S+|COMMON)", line):  # an input section whose address and size follow on the next line
+            pending = True
+            continue
+        found = re.fullmatch(r" (\.\S+|COMMON)?\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)", line)
+        if found and (found[1] or pending) and Path(found[3]).name in objects:
+            size = int(found[2], 16)
+            flash += 0 if section == ".bss" else size  # .data is copied from flash at start-up
+            ram += size if section in (".data", ".bss") else 0
+        pending = False
+    return flash, ram
 
 
 def build(core: Core, lib: Path, elf: Path) -> dict:
-    """The demo program (classify_images.c) with ``lib`` as firmware for ``core``'s board -> ``elf``."""
+    """The demo program (classify_images.c) with ``lib`` as firmware for ``core``'s board -> ``elf``: the whole
+    firmware's flash and static RAM, and the inference library's share of them (model and kernels)."""
     elf.parent.mkdir(parents=True, exist_ok=True)
-    sources = [*sorted(lib.glob("*.c")), C / "classify_images.c", BOARD / "startup.c"]
     defines = ["-DNN_COUNTER=board_instructions", f"-DNN_STACK={STACK_PAINT}"]
     specs = ["--specs=nano.specs", "--specs=rdimon.specs", "-lrdimon_nano", "-Wl,--gc-sections"]
-    _run(["arm-none-eabi-gcc", *core.flags, *CFLAGS, *defines, "-I", str(lib), *map(str, sources),
-          "-T", str(BOARD / "mps2.ld"), *specs, "-o", str(elf)], f"linking the {core.key} firmware")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="cortex-m-") as scratch:
+        objects = []
+        for source in sorted(lib.glob("*.c")):
+            obj = Path(scratch) / f"{source.stem}.{core.key}.o"
+            _run(["arm-none-eabi-gcc", *core.flags, *CFLAGS, "-I", str(lib), "-c", str(source), "-o", str(obj)],
+                 f"compiling {source.name} for {core.key}")  # fmt: skip
+            objects.append(obj)
+        link_map = Path(scratch) / "firmware.map"
+        sources = [C / "classify_images.c", BOARD / "startup.c"]
+        _run(["arm-none-eabi-gcc", *core.flags, *CFLAGS, *defines, "-I", str(lib), *map(str, sources),
+              *map(str, objects), "-T", str(BOARD / "mps2.ld"), *specs, f"-Wl,-Map={link_map}", "-o", str(elf)],
+             f"linking the {core.key} firmware")  # fmt: skip
+        flash, ram = _library_share(link_map.read_text(), {o.name for o in objects})
     text, data, bss = _sizes([elf])
-    return {"flash_bytes": text + data, "static_ram_bytes": data + bss}
+    return {"flash_bytes": text + data, "static_ram_bytes": data + bss, "library_flash_bytes": flash,
+            "library_static_ram_bytes": ram}  # fmt: skip
 
 
 def run(core: Core, elf: Path, pixels: np.ndarray, folder: Path, timeout: float) -> dict:

@@ -48,11 +48,12 @@ Every int8 TFLite model as a plain C99 library (`pipeline/formats/codegen.py`): 
 {"equal" if exact else "DO NOT equal"} TensorFlow Lite Micro's on every validation and test image on this host
 ({firmware["models"][0]["host_images"]:,} images per model). Built with gcc-arm-none-eabi for each core and run
 in QEMU (`-icount shift=0`: the board timer counts instructions, the same on every host). Flash is the
-library's text, rodata and data (model and kernels); a dense layer whose int8 weights take at most 16
-values (a clustered model's) is stored as 4-bit indices and a 1 KB table of decoded pairs, the same
-integers. RAM is the static arena plus the peak stack of one inference, measured by painting the
-stack. The Cortex-M4F and M7 run the kernels' DSP path (`SMLAD`,
-two 16-bit multiply-accumulates an instruction), the M3 the plain C one. Latency is instructions at the
+library's text, rodata and data (model and kernels) as linked into the demo firmware, read from the
+link map (a kernel the model does not call is dropped); a dense layer whose int8 weights take at most
+16 values (a clustered model's) is stored as 4-bit indices and a 1 KB table of decoded pairs, the
+same integers. RAM is the static arena plus the peak stack of one inference, measured by painting
+the stack. The Cortex-M4F and M7 run the kernels' DSP path (`SMLAD`, two 16-bit multiply-accumulates
+an instruction), the M3 the plain C one. Latency is instructions at the
 stated clock, one per cycle: a lower bound. The whole test set on the emulated {first}: {emulated}.
 
 {chr(10).join(rows)}
