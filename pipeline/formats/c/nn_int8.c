@@ -338,8 +338,9 @@ void nn_conv_pool_u8(const uint8_t *in, int h, int w, int c, const int8_t *filte
 
 #endif
 
-/* Fully connected. With a zero weight offset the input offset is in the bias too (codegen.py), and on
- * the DSP path two units at a time share each widened input word; else the offsets go term by term. */
+/* Fully connected. With a zero weight offset the input offset is in the bias too (codegen.py), and two
+ * units at a time share each input (on the DSP path each widened input word); else the offsets go
+ * term by term. */
 void nn_fully_connected(const int8_t *in, int depth, const int8_t *weights, int units,
                         const int32_t *bias, const nn_requant *q, int8_t *out) {
   int u = 0, d;
@@ -353,6 +354,18 @@ void nn_fully_connected(const int8_t *in, int depth, const int8_t *weights, int 
         const int32_t even = sxtb16(x), odd = sxtb16_ror8(x);
         a0 = __smlad(sxtb16_ror8(v0), odd, __smlad(sxtb16(v0), even, a0));
         a1 = __smlad(sxtb16_ror8(v1), odd, __smlad(sxtb16(v1), even, a1));
+      }
+      out[u] = finish(a0, q, u);
+      out[u + 1] = finish(a1, q, u + 1);
+    }
+#else
+  if (q->weight_offset == 0 && q->input_offset == 0) /* the offsets are in the bias: two units share each input */
+    for (; u + 1 < units; u += 2) {
+      const int8_t *w0 = weights + (long)u * depth, *w1 = w0 + depth;
+      int32_t a0 = bias ? bias[u] : 0, a1 = bias ? bias[u + 1] : 0;
+      for (d = 0; d < depth; ++d) {
+        const int32_t x = in[d];
+        a0 += w0[d] * x, a1 += w1[d] * x;
       }
       out[u] = finish(a0, q, u);
       out[u + 1] = finish(a1, q, u + 1);
