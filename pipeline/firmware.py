@@ -4,13 +4,14 @@
 
 For each int8 TFLite artifact: its C library (``formats/codegen.py``) in ``firmware/<model>/lib/``;
 the library built with this host's cc and run on every validation and test image, its int8
-outputs compared with TFLite Micro's interpreter image by image; the library's flash and static
-RAM per core (its object files, cross-compiled); and the demo firmware (``firmware/<model>/<core>.elf``)
-run in QEMU on ``firmware.images`` test images per core: instructions per image, peak stack,
-outputs against TFLite Micro's; and on the whole test set on the first core, for the accuracy on an
-emulated core. ``pick`` is the deploy stage's rule: the least library flash + RAM within the bar.
-Without the cross toolchain or QEMU the stage says in one line what to install and succeeds, writing a
-``firmware.json`` that says so (the deploy stage then has the TFLite Micro path only).
+outputs compared with TFLite Micro's interpreter image by image; per core the demo firmware
+(``firmware/<model>/<core>.elf``): the library's flash and static RAM inside it (from the link
+map), and a QEMU run on ``firmware.images`` test images: instructions per image, peak stack,
+outputs against TFLite Micro's (``on_core``, which the sweep uses too); and the whole test set on
+the first core, for the accuracy on an emulated core. ``pick`` is the deploy stage's rule: the
+least library flash + RAM within the bar. Without the cross toolchain or QEMU the stage says in one
+line what to install and succeeds, writing a ``firmware.json`` that says so (the deploy stage then
+has the TFLite Micro path only).
 """
 
 from __future__ import annotations
@@ -134,29 +135,37 @@ def measure(cfg: config_mod.Config, a: artifacts.Artifact, split: dict, scratch:
         raise stage.PipelineError(f"{a.name}: the generated C differs from TFLite Micro on this host")
     sample = split["test"][: cfg.firmware.images]
     for key in cfg.firmware.cores:
-        core = cortex_m.CORES[key]
-        elf = folder / f"{key}.elf"
-        whole = cortex_m.build(core, folder / "lib", elf)
-        ran = cortex_m.run(core, elf, sample, scratch / a.stem / f"{key}-run", cfg.firmware.timeout)
-        exact = bool(np.array_equal(ran["outputs"], tflm[n_val : n_val + len(sample)]))
-        found["cores"][key] = {
-            "library_flash_bytes": whole["library_flash_bytes"],
-            "static_ram_bytes": whole["library_static_ram_bytes"],
-            "stack_bytes": ran["stack_bytes"],
-            "ram_bytes": whole["library_static_ram_bytes"] + ran["stack_bytes"],
-            "firmware_flash_bytes": whole["flash_bytes"],
-            "instructions_per_image": ran["instructions"],
-            "instructions_per_mac": round(ran["instructions"] / found["macs"], 3),
-            "est_ms_per_image": round(ran["instructions"] / (core.clock_mhz * 1e3), 2),
-            "clock_mhz": core.clock_mhz,
-            "images": len(sample),
-            "bit_exact": exact,
-        }
-        log.info("%s on %s: %s; outputs %s TFLite Micro's", a.name, key, ran["summary"], "=" if exact else "!=")
-        if not exact:
+        found["cores"][key] = on_core(key, folder / "lib", folder / f"{key}.elf", sample, tflm=tflm[n_val:],
+                                      macs=found["macs"], scratch=scratch / a.stem / key,
+                                      timeout=cfg.firmware.timeout)  # fmt: skip
+        if not found["cores"][key]["bit_exact"]:
             raise stage.PipelineError(f"{a.name}: the {key} firmware's outputs differ from TFLite Micro's")
     found["full_test"] = full_test(cfg, a, split, tflm[n_val:], scratch)
     return found
+
+
+def on_core(key: str, lib: Path, elf: Path, pixels: np.ndarray, *, tflm: np.ndarray, macs: int, scratch: Path,
+            timeout: float) -> dict:  # fmt: skip
+    """``lib`` as the demo firmware for core ``key`` -> ``elf``, run in QEMU on uint8 ``pixels``: sizes, peak
+    stack, instructions, and whether its outputs are ``tflm``'s (TFLite Micro's on the same images)."""
+    core = cortex_m.CORES[key]
+    built = cortex_m.build(core, lib, elf)
+    ran = cortex_m.run(core, elf, pixels, scratch, timeout)
+    exact = bool(np.array_equal(ran["outputs"], tflm[: len(pixels)]))
+    log.info("%s on %s: %s; outputs %s TFLite Micro's", lib.parent.name, key, ran["summary"], "=" if exact else "!=")
+    return {
+        "library_flash_bytes": built["library_flash_bytes"],
+        "static_ram_bytes": built["library_static_ram_bytes"],
+        "stack_bytes": ran["stack_bytes"],
+        "ram_bytes": built["library_static_ram_bytes"] + ran["stack_bytes"],
+        "firmware_flash_bytes": built["flash_bytes"],
+        "instructions_per_image": ran["instructions"],
+        "instructions_per_mac": round(ran["instructions"] / macs, 3),
+        "est_ms_per_image": round(ran["instructions"] / (core.clock_mhz * 1e3), 2),
+        "clock_mhz": core.clock_mhz,
+        "images": len(pixels),
+        "bit_exact": exact,
+    }
 
 
 def full_test(cfg: config_mod.Config, a: artifacts.Artifact, split: dict, tflm: np.ndarray, scratch: Path) -> dict:
