@@ -105,6 +105,8 @@ def test_cluster_preserving_qat_gives_an_int8_file_with_k_values_per_channel(cfg
     scheme = artifacts.QAT(preserve_sparsity=sparse, preserve_clusters=True, epochs=1)
     cqat = artifacts.Artifact(f"q{int(sparse)}_cqat.keras", clustered.name, "fp32", scheme, "")
     qat.run(cfg, cqat)  # saved without the cluster variables, so it reloads
+    keras_layers = runners.open_model(cfg.artifacts / cqat.name, "keras").weights()["palette"]["layers"]
+    assert all(x["distinct_per_channel"] <= K + sparse for x in keras_layers.values()), keras_layers
     int8 = artifacts.Artifact(f"q{int(sparse)}_int8.tflite", cqat.name, "int8", artifacts.TFLite(), "")
     found = runners.open_model(export.export(cfg, int8), "tflite").weights()
     layers = found["palette"]["layers"]

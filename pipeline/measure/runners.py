@@ -105,8 +105,13 @@ class KerasRunner(Runner):
         # QAT wraps each layer; the wrapper holds the float kernel and bias as variables.
         layers = [layer for layer in self.net.layers if isinstance(getattr(layer, "layer", layer), model.PRUNABLE)]
         tensors = [w.numpy() for layer in layers for w in layer.weights if w.name.endswith(("/kernel:0", "/bias:0"))]
-        inner = [getattr(x, "layer", x) for x in layers]
-        kernels = {x.name: palette.layer(x.kernel.numpy(), -1) for x in inner}
+        # Read from the variables: inside a QAT wrapper the layer's ``kernel`` is the fake-quantised tensor.
+        kernels = {
+            getattr(x, "layer", x).name: palette.layer(w.numpy(), -1)
+            for x in layers
+            for w in x.weights
+            if w.name.endswith("/kernel:0")
+        }
         return _weight_stats(tensors) | {"macs": model.macs(self.net), "palette": palette.summary(kernels)}
 
 
