@@ -36,7 +36,7 @@ BUILD := build
 # pipeline.core.deps imports only the standard library, so it runs before the virtualenv exists.
 BOOT := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 
-.PHONY: all help install data train sensitivity prune structured qat export bench benchmark mcu parity firmware deploy device-kit report sweep web serve \
+.PHONY: all help install data train sensitivity prune structured cluster qat export bench benchmark mcu parity firmware deploy device-kit report sweep web serve \
 	test test-fast test-arm lint format clean
 .DELETE_ON_ERROR:
 
@@ -74,7 +74,8 @@ train: $(TRAIN_OUTPUTS)  ## train the baseline
 sensitivity: $(SENSITIVITY_OUTPUTS)  ## per-layer sensitivity of the baseline on validation (evaluation only)
 prune: $(PRUNE_OUTPUTS)  ## magnitude-prune a copy of the baseline, per-layer sparsities from the sensitivity
 structured: $(STRUCTURED_OUTPUTS)  ## structured pruning: fewer filters and units
-qat: $(QAT_OUTPUTS)  ## quantisation-aware fine-tuning of every QAT model in the registry
+cluster: $(CLUSTER_OUTPUTS)  ## weight clustering: k values per layer (per conv channel), fine-tuned
+qat: $(QAT_OUTPUTS)  ## quantisation-aware fine-tuning of every QAT model in the registry (CQAT, PCQAT too)
 export: $(EXPORT_OUTPUTS)  ## every TFLite and ONNX artifact in the registry
 benchmark: $(BENCHMARK_OUTPUTS)  ## measure every artifact, if anything changed
 mcu: $(MCU_OUTPUTS)  ## run every int8 model in TFLite Micro: accuracy, flash, arena

@@ -93,11 +93,40 @@ class Narrow(Recipe):
     STAGE = "structured"
 
 
+CENTROID_INITS = ("linear", "kmeans_plus_plus", "density_based", "random")  # tfmot's CentroidInitialization
+
+
+@dataclass(frozen=True)
+class Cluster(Recipe):
+    """tfmot weight clustering of the parent's kernels to k centroids, fine-tuned, stripped (config ``cluster``)."""
+
+    clusters: int | FromConfig = FromConfig("cluster.clusters")  # k: distinct values per layer (per channel, below)
+    # Each Conv2D output channel gets its own k centroids: TFLite quantises convolutions per channel, so
+    # that is what an int8 palette per channel can keep. tfmot clusters Dense kernels whole either way.
+    per_channel: bool = True
+    init: str = "kmeans_plus_plus"  # how the centroids start: one of CENTROID_INITS
+    preserve_sparsity: bool = False  # the parent's zeros stay zero (sparsity-preserving clustering)
+    epochs: int | FromConfig = FromConfig("cluster.epochs")  # fine-tuning epochs with the centroids trainable
+    # Weight of the baseline's soft targets in that fine-tuning (temperature: config distill.temperature)
+    distill_alpha: float | FromConfig = FromConfig("distill.alpha")
+
+    KIND = "cluster"
+    STAGE = "cluster"
+
+    def __post_init__(self) -> None:
+        if self.init not in CENTROID_INITS:
+            raise ValueError(f"Cluster(init={self.init!r}) must be one of {CENTROID_INITS}")
+        if not isinstance(self.distill_alpha, FromConfig) and not 0 <= self.distill_alpha <= 1:
+            raise ValueError(f"Cluster(distill_alpha={self.distill_alpha}) must be in [0, 1]")
+
+
 @dataclass(frozen=True)
 class QAT(Recipe):
     """tfmot quantisation-aware fine-tuning of the parent (config ``qat``)."""
 
     preserve_sparsity: bool = False  # PQAT: the sparsity-preserving scheme keeps the parent's zeros
+    # CQAT: the cluster-preserving scheme keeps a clustered parent's centroids (PCQAT with preserve_sparsity)
+    preserve_clusters: bool = False
     epochs: int | FromConfig = FromConfig("qat.epochs")  # fine-tuning epochs
 
     KIND = "qat"
@@ -213,6 +242,43 @@ ARTIFACTS: tuple[Artifact, ...] = (
         QAT(epochs=FromConfig("qat.structured_epochs")),
         "the structured model, QAT; more epochs let the narrow model settle its int8 ranges",
     ),
+    Artifact(
+        "structured_clustered.keras",
+        "structured.keras",
+        "fp32",
+        Cluster(),
+        "the structured model clustered to k values per conv channel and per dense layer",
+    ),
+    Artifact(
+        "structured_clustered_distilled.keras",
+        "structured.keras",
+        "fp32",
+        Cluster(distill_alpha=0.5),  # the sweep's weight
+        "structured_clustered.keras's twin, fine-tuned by distillation from the baseline: the report compares them",
+    ),
+    Artifact(
+        "pruned_clustered.keras",
+        "pruned.keras",
+        "fp32",
+        # Whole kernels: PCQAT keeps per-channel centroids only where every channel has as many (+-1), and
+        # pruned channels do not, so it would treat the conv kernels as one set and mix channels' values.
+        Cluster(per_channel=False, preserve_sparsity=True),
+        "the pruned model clustered to k values per layer, its zeros kept",
+    ),
+    Artifact(
+        "structured_cqat.keras",
+        "structured_clustered.keras",
+        "fp32",
+        QAT(preserve_clusters=True, epochs=FromConfig("qat.structured_epochs")),
+        "the clustered structured model, cluster-preserving QAT (CQAT)",
+    ),
+    Artifact(
+        "pruned_pcqat.keras",
+        "pruned_clustered.keras",
+        "fp32",
+        QAT(preserve_sparsity=True, preserve_clusters=True),
+        "the clustered pruned model, sparsity- and cluster-preserving QAT (PCQAT)",
+    ),
     # TFLite, from TensorFlow's converter; int8 ones take and give int8.
     Artifact("baseline_fp32.tflite", "baseline.keras", "fp32", TFLite(), "the baseline in TFLite"),
     Artifact("baseline_fp16.tflite", "baseline.keras", "fp16", TFLite(), "float16 weights"),
@@ -225,6 +291,8 @@ ARTIFACTS: tuple[Artifact, ...] = (
     Artifact("pruned_qat_int8.tflite", "pruned_qat.keras", "int8", TFLite(), "the pruned QAT model, int8"),
     Artifact("structured_fp32.tflite", "structured.keras", "fp32", TFLite(), "the structured model in TFLite"),
     Artifact("structured_qat_int8.tflite", "structured_qat.keras", "int8", TFLite(), "the structured QAT model, int8"),
+    Artifact("structured_cqat_int8.tflite", "structured_cqat.keras", "int8", TFLite(), "the CQAT model, int8"),
+    Artifact("pruned_pcqat_int8.tflite", "pruned_pcqat.keras", "int8", TFLite(), "the PCQAT model, int8"),
     # ONNX: tf2onnx, onnxruntime's quantiser, int8 TFLite converted (int8 weights, not fake-quant floats), graph passes.
     Artifact("baseline_fp32.onnx", "baseline.keras", "fp32", Tf2Onnx(), "the baseline in ONNX"),
     Artifact(
@@ -248,6 +316,20 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "int8",
         FromTflite(passes=("uint8_offset",)),
         "the structured QAT model, int8 (as uint8: exact on every CPU)",
+    ),
+    Artifact(
+        "structured_cqat_int8.onnx",
+        "structured_cqat_int8.tflite",
+        "int8",
+        FromTflite(passes=("uint8_offset",)),
+        "the CQAT model, int8 (as uint8: exact on every CPU)",
+    ),
+    Artifact(
+        "pruned_pcqat_int8.onnx",
+        "pruned_pcqat_int8.tflite",
+        "int8",
+        FromTflite(passes=("uint8_offset",)),
+        "the PCQAT model, int8 (as uint8: exact on every CPU)",
     ),
     Artifact(
         "structured_w8.onnx",
@@ -339,6 +421,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", TRAINING, inputs=(DATA,), about="train the baseline"),
     Stage("prune", (*TRAINING, "prune", "distill"), inputs=(DATA, "sensitivity.json"), about="magnitude pruning"),
     Stage("structured", (*TRAINING, "structured", "distill"), inputs=(DATA, "sensitivity.json"), about="narrowing"),
+    Stage("cluster", (*TRAINING, "cluster", "distill"), inputs=(DATA,), about="weight clustering"),
     Stage("qat", (*TRAINING, "qat", "distill"), inputs=(DATA,), about="quantisation-aware training"),
     Stage("export", ("seed", "data", "export"), inputs=(DATA,), about="TFLite and ONNX"),
     Stage(
@@ -409,7 +492,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "report",
-        (),
+        ("cluster", "distill"),  # k and the distillation weights of the registry's recipes
         inputs=(DATA, "benchmark.json", "deploy.json", "sensitivity.json", "parity.json", "firmware.json", "mcu.json"),
         outputs=("report.json", "report.md", "MODEL_CARD.md"),
         about="render the report",

@@ -133,7 +133,17 @@ class SweepConfig:
 @dataclass(frozen=True)
 class QATConfig:
     epochs: int = 1  # quantisation-aware fine-tuning epochs per model: the weights are trained, QAT adapts them
-    structured_epochs: int = 2  # for structured_qat.keras: a narrow model needs longer to settle its int8 ranges
+    structured_epochs: int = 2  # structured_qat, structured_cqat: a narrow model needs longer to settle its int8 ranges
+    learning_rate: float = 1e-4  # Adam learning rate, cosine-decayed; low, the weights are trained
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    # k, the distinct weight values kept per layer (per output channel of a clustered Conv2D): 16 is a
+    # 4-bit index per weight into a table of 16 values. A layer with fewer weights per channel than
+    # k is left as it is (tfmot's rule). Registry entries may set their own.
+    clusters: int = 16
+    epochs: int = 2  # fine-tuning epochs while clustered: the centroids train, each weight follows its own
     learning_rate: float = 1e-4  # Adam learning rate, cosine-decayed; low, the weights are trained
 
 
@@ -200,6 +210,7 @@ class Config:
     prune: PruneConfig = field(default_factory=PruneConfig)
     structured: StructuredConfig = field(default_factory=StructuredConfig)
     qat: QATConfig = field(default_factory=QATConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     parity: ParityConfig = field(default_factory=ParityConfig)
@@ -232,6 +243,7 @@ def _smoke(artifacts: Path) -> Config:
         ),
         sensitivity=SensitivityConfig(calibration_images=100),
         qat=QATConfig(epochs=1),
+        cluster=ClusterConfig(epochs=1),
         sweep=SweepConfig(widths=("12-8-32-24",), sparsities=(0.0, 0.5), epochs=1),
         export=ExportConfig(representative_samples=100),
         bench=BenchConfig(warmup_runs=10, latency_runs=100, rounds=2, throughput_seconds=0.2),
@@ -328,6 +340,7 @@ def _validate(cfg: Config) -> None:
         "prune": cfg.prune,
         "structured.fine_tune": cfg.structured.fine_tune,
         "qat": cfg.qat,
+        "cluster": cfg.cluster,
     }
     check(
         isinstance(cfg.qat.structured_epochs, int) and cfg.qat.structured_epochs >= 1,
@@ -339,6 +352,7 @@ def _validate(cfg: Config) -> None:
         epochs = values.epochs
         check(isinstance(epochs, int) and epochs >= 1, f"{section}.epochs", epochs, "must be an integer >= 1")
         check(0 < values.learning_rate < 1, f"{section}.learning_rate", values.learning_rate, "must be in (0, 1)")
+    check(2 <= cfg.cluster.clusters <= 256, "cluster.clusters", cfg.cluster.clusters, "must be in [2, 256] (int8)")
     check(cfg.parity.images >= 2, "parity.images", cfg.parity.images, "must be >= 2")
     check(cfg.firmware.images >= 1, "firmware.images", cfg.firmware.images, "must be >= 1")
     for key in cfg.firmware.cores:

@@ -4,8 +4,10 @@
 
 The models and their parents come from ``pipeline.artifacts``. A parent with pruned zeros
 (``preserve_sparsity``) gets tfmot's sparsity-preserving 8-bit scheme (PQAT), so fine-tuning
-cannot refill the zeros; the others the default 8-bit scheme. Together they let the report
-separate the effects of pruning and of quantisation.
+cannot refill the zeros; a clustered parent (``preserve_clusters``) the cluster-preserving one
+(CQAT; PCQAT with ``preserve_sparsity`` too), so fine-tuning trains its centroids and keeps each
+weight on its own; the others the default 8-bit scheme. Together they let the report separate
+the effects of pruning, clustering and quantisation.
 
 They are saved in Keras' HDF5 format (under the ``.keras`` name): tfmot's quantize layer
 does not survive a reload from the zip format (see ``model.save``).
@@ -37,10 +39,13 @@ def run(cfg: config_mod.Config, a: artifacts.Artifact) -> Path:
     data = data_mod.splits(cfg)
     stage.seed_everything(cfg.seed)
     net = model.load(parent)
-    if preserve_sparsity:
-        annotated = tfmot.quantization.keras.quantize_annotate_model(net)
-        scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-        qat = tfmot.quantization.keras.quantize_apply(annotated, scheme)
+    combine = tfmot.experimental.combine
+    if recipe.preserve_clusters:
+        scheme = combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=preserve_sparsity)
+    elif preserve_sparsity:
+        scheme = combine.Default8BitPrunePreserveQuantizeScheme()
+    if recipe.preserve_clusters or preserve_sparsity:
+        qat = tfmot.quantization.keras.quantize_apply(tfmot.quantization.keras.quantize_annotate_model(net), scheme)
     else:
         qat = tfmot.quantization.keras.quantize_model(net)
     q = cfg.qat
@@ -59,11 +64,32 @@ def run(cfg: config_mod.Config, a: artifacts.Artifact) -> Path:
         learning_rate=q.learning_rate,
         seed=cfg.seed + 2,
     )
+    if recipe.preserve_clusters:
+        qat = without_cluster_variables(qat, tfmot.quantization.keras.quantize_model(model.load(parent)))
     model.finish(
         cfg, "qat", qat, output, parents=[parent], started=started, data=data, hdf5=True,
-        preserve_sparsity=preserve_sparsity, epochs=epochs,
+        preserve_sparsity=preserve_sparsity, preserve_clusters=recipe.preserve_clusters, epochs=epochs,
     )  # fmt: skip
     return output
+
+
+def without_cluster_variables(cqat, plain):
+    """``plain`` (the parent under the default 8-bit scheme) holding ``cqat``'s trained weights and ranges.
+
+    A cluster-preserving quantiser writes the clustered kernel into the layer's kernel as it trains and
+    adds its centroids and indices as variables, which it rebuilds from the layer's weights when it is
+    built: on reloading a saved model the weights are not loaded yet, so it finds no clusters, adds no
+    variables and the saved ones do not fit. Inference needs only the kernel and the ranges, which
+    are the default scheme's variables, in the same order."""
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (
+        cluster_preserve_quantize_registry as registry,
+    )
+
+    extra = (registry.CLUSTER_CENTROIDS, registry.PULLING_INDICES, registry.ORIGINAL_WEIGHTS)
+    for target, source in zip(plain.layers, cqat.layers, strict=True):
+        kept = [w.numpy() for w in source.weights if not any(name in w.name for name in extra)]
+        target.set_weights(kept)
+    return plain
 
 
 def main() -> None:

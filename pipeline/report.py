@@ -26,7 +26,7 @@ from pipeline import artifacts
 from pipeline import config as config_mod
 from pipeline import data as data_mod
 from pipeline.core import schemas, stage
-from pipeline.reporting import damage, model_card, plots
+from pipeline.reporting import clustering, damage, model_card, plots
 from pipeline.reporting.markdown import markdown
 from pipeline.reporting.text import _order, table, verdict
 
@@ -110,6 +110,7 @@ def render(
         report["sweep"] = json.loads(sweep_file.read_text())
         report["figures"]["sweep"] = f"{FIGURES}/sweep.png"
         sweep.plot(report["sweep"], arts, a / report["figures"]["sweep"])
+    report |= clustering.facts(cfg, arts)
     report["verdict"] = verdict(report)
     stage.write_bytes(a / "MODEL_CARD.md", model_card.render(report).encode())
     stage.write_bytes(a / "report.md", markdown(report).encode())

@@ -180,4 +180,10 @@ def test_a_config_key_a_recipe_names_must_exist():
 def test_set_reaches_every_recipe_that_names_the_key():
     cfg = config_mod.load("default", overrides=["qat.epochs=3", "qat.structured_epochs=4"])
     epochs = {a.name: a.recipe.resolved(cfg).epochs for a in artifacts.of_stage("qat")}
-    assert epochs == {"qat.keras": 3, "pruned_qat.keras": 3, "structured_qat.keras": 4}
+    assert epochs == {
+        "qat.keras": 3,
+        "pruned_qat.keras": 3,
+        "structured_qat.keras": 4,
+        "structured_cqat.keras": 4,
+        "pruned_pcqat.keras": 3,
+    }

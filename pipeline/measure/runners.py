@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.measure import palette
 from runtime.metadata import ModelSpec
 
 CORES = os.cpu_count() or 1
@@ -50,7 +51,8 @@ class Runner:
         }
 
     def weights(self) -> dict:
-        """params (kernels and biases), sparsity (zeros in kernels), macs when known."""
+        """params (kernels and biases), sparsity (zeros in kernels), macs when known, and the distinct
+        values of each kernel (``palette``: per layer and per output channel, bits per weight)."""
         raise NotImplementedError
 
 
@@ -103,7 +105,14 @@ class KerasRunner(Runner):
         # QAT wraps each layer; the wrapper holds the float kernel and bias as variables.
         layers = [layer for layer in self.net.layers if isinstance(getattr(layer, "layer", layer), model.PRUNABLE)]
         tensors = [w.numpy() for layer in layers for w in layer.weights if w.name.endswith(("/kernel:0", "/bias:0"))]
-        return _weight_stats(tensors) | {"macs": model.macs(self.net)}
+        # Read from the variables: inside a QAT wrapper the layer's ``kernel`` is the fake-quantised tensor.
+        kernels = {
+            getattr(x, "layer", x).name: palette.layer(w.numpy(), -1)
+            for x in layers
+            for w in x.weights
+            if w.name.endswith("/kernel:0")
+        }
+        return _weight_stats(tensors) | {"macs": model.macs(self.net), "palette": palette.summary(kernels)}
 
 
 class LiteRunner(Runner):
@@ -161,14 +170,17 @@ class LiteRunner(Runner):
 
         fb = flatbuffer_utils.read_model(str(self.path))
         dtypes = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}
-        tensors = []
+        tensors, kernels = [], {}
         for t in fb.subgraphs[0].tensors:
             data = fb.buffers[t.buffer].data if t.buffer < len(fb.buffers) else None
             if data is not None and len(data) and t.type in dtypes:
                 array = np.frombuffer(bytes(data), dtypes[t.type]).reshape(t.shape)
-                if _is_weight(t.name.decode() if isinstance(t.name, bytes) else str(t.name), array):
+                name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+                if _is_weight(name, array):
                     tensors.append(array)
-        return _weight_stats(tensors) | {"macs": None}
+                    if array.ndim >= 2:  # TFLite stores Conv2D filters and FullyConnected weights output-first
+                        kernels[palette.layer_name(name)] = palette.layer(array, 0)
+        return _weight_stats(tensors) | {"macs": None, "palette": palette.summary(kernels)}
 
 
 class OnnxRunner(Runner):
@@ -224,7 +236,26 @@ class OnnxRunner(Runner):
                 axis = next((a.i for a in node.attribute if a.name == "axis"), 1) % max(q.ndim, 1)
                 shape = [-1 if i == axis else 1 for i in range(q.ndim)] if zero.ndim else []
                 arrays[node.input[0]] = q - zero.reshape(shape)
-        return _weight_stats([a for name, a in arrays.items() if _is_weight(name, a)]) | {"macs": None}
+        named = {name: a for name, a in arrays.items() if _is_weight(name, a)}
+        kernels = {
+            palette.layer_name(n): palette.layer(a, _channel_axis(graph, n)) for n, a in named.items() if a.ndim > 1
+        }
+        return _weight_stats(list(named.values())) | {"macs": None, "palette": palette.summary(kernels)}
+
+
+def _channel_axis(graph, name: str) -> int:
+    """The output-channel axis of the ONNX weight ``name``: found at the Conv, Gemm or MatMul that uses it
+    (through any DequantizeLinear, Cast or Mul before it)."""
+    users = {}
+    for node in graph.node:
+        for tensor in node.input:
+            users.setdefault(tensor, node)
+    node = users.get(name)
+    while node is not None and node.op_type in ("DequantizeLinear", "Cast", "Mul"):
+        node = users.get(node.output[0])
+    if node is not None and node.op_type == "Gemm":
+        return 0 if any(a.name == "transB" and a.i for a in node.attribute) else 1
+    return 1 if node is not None and node.op_type == "MatMul" else 0  # Conv: [out, in, h, w]
 
 
 def open_model(path: Path, fmt: str) -> Runner:

@@ -101,6 +101,7 @@ COLUMNS = (
     ("MACs", "macs", ",", 1),
     ("size KB", "size_bytes", ",.1f", 1e-3),
     ("gzip KB", "gzip_bytes", ",.1f", 1e-3),
+    ("bits/weight", "palette.bits_per_weight", ".2f", 1),
     ("p50 µs", "latency_us.p50", ",.1f", 1),
     ("p50 µs ORT defaults", "latency_us_ort_defaults.p50", ",.1f", 1),
     ("p90 µs", "latency_us.p90", ",.1f", 1),
