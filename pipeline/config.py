@@ -124,10 +124,21 @@ class SweepConfig:
     epochs: int = 4  # fine-tuning epochs per point
     learning_rate: float = 2e-3  # peak Adam learning rate of that fine-tuning
     distill_alpha: float = 0.5  # every point distils from the baseline with this weight (distill.temperature)
+    # k per point: 0 keeps the pruned weights; k > 0 clusters the k = 0 point's model to k values a layer
+    # (per conv channel where it is dense; config cluster.learning_rate) for cluster_epochs more epochs.
+    clusters: tuple[int, ...] = (0, 16)
+    cluster_epochs: int = 2
+
+    @staticmethod
+    def unclustered(point: str) -> str:
+        """The k = 0 point whose model a clustered point clusters, e.g. "w12-8-32-24_s50_k00"."""
+        return point.rsplit("_k", 1)[0] + "_k00"
 
     def points(self) -> list[str]:
-        """The grid's point names, e.g. "w12-8-32-24_s50": one Make target and one file each."""
-        return [f"w{w}_s{round(s * 100):02d}" for w in self.widths for s in self.sparsities]
+        """The grid's point names, e.g. "w12-8-32-24_s50_k16": one Make target and one file each."""
+        return [
+            f"w{w}_s{round(s * 100):02d}_k{k:02d}" for w in self.widths for s in self.sparsities for k in self.clusters
+        ]
 
 
 @dataclass(frozen=True)
@@ -244,7 +255,7 @@ def _smoke(artifacts: Path) -> Config:
         sensitivity=SensitivityConfig(calibration_images=100),
         qat=QATConfig(epochs=1),
         cluster=ClusterConfig(epochs=1),
-        sweep=SweepConfig(widths=("12-8-32-24",), sparsities=(0.0, 0.5), epochs=1),
+        sweep=SweepConfig(widths=("12-8-32-24",), sparsities=(0.0, 0.5), epochs=1, clusters=(0, 16), cluster_epochs=1),
         export=ExportConfig(representative_samples=100),
         bench=BenchConfig(warmup_runs=10, latency_runs=100, rounds=2, throughput_seconds=0.2),
     )
@@ -330,6 +341,20 @@ def default_artifacts(profile: str) -> str:
     return "artifacts" if profile == "default" else f"artifacts/{profile}"
 
 
+def _check_sweep(s: SweepConfig, check) -> None:
+    for w in s.widths:
+        parts = w.split("-")
+        ok = len(parts) == 4 and all(p.isdigit() and int(p) >= 1 for p in parts)
+        check(ok, "sweep.widths", w, "each must be four positive ints joined by '-', e.g. 12-8-32-24")
+    for sparsity in s.sparsities:
+        check(0 <= sparsity < 0.9, "sweep.sparsities", sparsity, "each must be in [0, 0.9)")
+    check(s.epochs >= 1, "sweep.epochs", s.epochs, "must be >= 1")
+    for k in s.clusters:
+        check(k == 0 or 2 <= k <= 256, "sweep.clusters", s.clusters, "each must be 0 (none) or in [2, 256]")
+    check(s.cluster_epochs >= 1, "sweep.cluster_epochs", s.cluster_epochs, "must be >= 1")
+    check(0 <= s.distill_alpha <= 1, "sweep.distill_alpha", s.distill_alpha, "must be in [0, 1]")
+
+
 def _validate(cfg: Config) -> None:
     def check(ok: bool, name: str, value: object, rule: str) -> None:
         if not ok:
@@ -403,17 +428,10 @@ def _validate(cfg: Config) -> None:
     )
     b = cfg.bench
     check(b.latency_runs >= b.rounds >= 1, "bench.latency_runs", b.latency_runs, f"must be >= rounds={b.rounds} >= 1")
-    for w in cfg.sweep.widths:
-        parts = w.split("-")
-        ok = len(parts) == 4 and all(p.isdigit() and int(p) >= 1 for p in parts)
-        check(ok, "sweep.widths", w, "each must be four positive ints joined by '-', e.g. 12-8-32-24")
-    for s in cfg.sweep.sparsities:
-        check(0 <= s < 0.9, "sweep.sparsities", s, "each must be in [0, 0.9)")
-    check(cfg.sweep.epochs >= 1, "sweep.epochs", cfg.sweep.epochs, "must be >= 1")
+    _check_sweep(cfg.sweep, check)
     d = cfg.distill
     check(d.temperature > 0, "distill.temperature", d.temperature, "must be > 0")
     check(0 <= d.alpha <= 1, "distill.alpha", d.alpha, "must be in [0, 1]")
-    check(0 <= cfg.sweep.distill_alpha <= 1, "sweep.distill_alpha", cfg.sweep.distill_alpha, "must be in [0, 1]")
     dep = cfg.deploy
     check(dep.max_accuracy_drop >= 0, "deploy.max_accuracy_drop", dep.max_accuracy_drop, "must be >= 0")
     check(0 <= dep.latency_tie < 1, "deploy.latency_tie", dep.latency_tie, "must be in [0, 1)")

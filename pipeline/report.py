@@ -104,12 +104,12 @@ def render(
     if (a / "parity.json").is_file():
         report["parity"] = schemas.check(json.loads((a / "parity.json").read_text()), "parity", a / "parity.json")
     sweep_file = a / "sweep.json"
-    if sweep_file.is_file():  # `make sweep` ran: its Pareto plots beside the pipeline's artifacts
+    if sweep_file.is_file():  # `make sweep` ran: its frontier beside the pipeline's artifacts
         from pipeline import sweep
 
         report["sweep"] = json.loads(sweep_file.read_text())
         report["figures"]["sweep"] = f"{FIGURES}/sweep.png"
-        sweep.plot(report["sweep"], arts, a / report["figures"]["sweep"])
+        sweep.plot(report["sweep"], arts, report.get("firmware"), a / report["figures"]["sweep"])
     report |= clustering.facts(cfg, arts)
     report["verdict"] = verdict(report)
     stage.write_bytes(a / "MODEL_CARD.md", model_card.render(report).encode())

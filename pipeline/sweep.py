@@ -1,16 +1,21 @@
-"""Sweep: structured widths x sparsities, each point distilled and measured -> ``sweep/*.json``, ``sweep.json``.
+"""Sweep: widths x sparsities x clusters, each point distilled and measured -> ``sweep/*.json``, ``sweep.json``.
 
-    make sweep                                  # every point of config `sweep` (make -j fans them out)
-    python -m pipeline.sweep w12-8-32-24_s50    # one point: what Make runs, one rule per point
-    python -m pipeline.sweep --collect          # sweep.json from the points' files, for the report
+    make sweep                                      # every point of config `sweep` (make -j fans them out)
+    python -m pipeline.sweep w12-8-32-24_s50_k16    # one point: what Make runs, one rule per point
+    python -m pipeline.sweep --collect              # sweep.json from the points' files, for the report
 
-Each point narrows the baseline to its widths (the strongest filters and units by L1 norm, as the
-structured stage does), fine-tunes it for ``sweep.epochs`` while magnitude-pruning it to its
-sparsity (the convolutions and the output layer stay dense) and distilling from the baseline, then
-converts it to full-integer int8 TFLite (post-training, calibrated on training images). It records
-validation and test accuracy of the float model and of the int8 file in LiteRT, multiply-adds,
-parameters and flash (the int8 file's bytes). Not part of `make all`: the report adds the sweep's
-Pareto plots once ``sweep.json`` exists, and names the best points, chosen on validation.
+A k = 0 point narrows the baseline to its widths (the strongest filters and units by L1 norm, as the
+structured stage does) and fine-tunes it for ``sweep.epochs`` while magnitude-pruning it to its
+sparsity (the convolutions and the output layer stay dense) and distilling from the baseline; it
+keeps that model (``sweep/<point>.keras``). A k > 0 point clusters the k = 0 point's model to k
+values a layer (per conv channel when dense; zeros kept when sparse) for ``sweep.cluster_epochs``.
+Each converts to full-integer int8 TFLite (post-training, calibrated on training images) and
+records validation and test accuracy of the float model and of the int8 file in LiteRT,
+multiply-adds, parameters, the int8 file's bytes and gzip (the download), and, with the Cortex-M
+toolchain, the generated C library on the first firmware core (``firmware.on_core``): flash, RAM
+with peak stack, instructions per MAC, its outputs checked against TFLite Micro's. Not part of
+`make all`: the report adds the frontier once ``sweep.json`` exists and names the best point per
+target, chosen on validation.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pipeline import data as data_mod
 from pipeline.core import rules, stage
 from pipeline.formats import tflite_io
 from pipeline.nn import allocate
+from runtime.metadata import mnist_to_float
 
 log = logging.getLogger("pipeline.sweep")
 FOLDER = "sweep"  # in the artifacts folder: one JSON (and its int8 TFLite file) per point
@@ -40,21 +46,19 @@ def points(cfg: config_mod.Config) -> list[str]:
     return cfg.sweep.points()
 
 
-def parse(name: str) -> tuple[tuple[int, ...], float]:
-    widths, sparsity = name[1:].split("_s")
-    return tuple(int(w) for w in widths.split("-")), int(sparsity) / 100
+def parse(name: str) -> tuple[tuple[int, ...], float, int]:
+    """(widths, sparsity, clusters) of a point's name, e.g. "w12-8-32-24_s50_k16"."""
+    widths, rest = name[1:].split("_s")
+    sparsity, clusters = rest.split("_k")
+    return tuple(int(w) for w in widths.split("-")), int(sparsity) / 100, int(clusters)
 
 
-def measure_point(cfg: config_mod.Config, name: str) -> Path:
+def _pruned(cfg: config_mod.Config, name: str, data: dict, baseline):
+    """The k = 0 point's model: narrowed to the widths, fine-tuned while pruned to the sparsity, distilled."""
     from pipeline import prune, structured
-    from pipeline.measure import runners
     from pipeline.nn import model
 
-    started = time.time()
-    widths, sparsity = parse(name)
-    stage.seed_everything(cfg.seed)
-    data = data_mod.splits(cfg)
-    baseline = model.load(cfg.artifacts / artifacts.BASELINE)
+    widths, sparsity, _ = parse(name)
     small = structured.narrow(model.load(cfg.artifacts / artifacts.BASELINE), widths)
     s = cfg.sweep
     schedule = dataclasses.replace(
@@ -63,75 +67,157 @@ def measure_point(cfg: config_mod.Config, name: str) -> Path:
     sizes = {x.name: int(x.kernel.shape.num_elements()) for x in small.layers if isinstance(x, model.PRUNABLE)}
     sparsities = allocate.uniform_sparsities(sizes, sparsity, DENSE)
     distilling = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, alpha=s.distill_alpha))
-    tuned = prune.magnitude_prune(small, data, schedule, distilling, name, sparsities=sparsities, teacher=baseline)
+    return prune.magnitude_prune(small, data, schedule, distilling, name, sparsities=sparsities, teacher=baseline)
+
+
+def _clustered(cfg: config_mod.Config, name: str, data: dict, baseline):
+    """The k = 0 point's model clustered to k values a layer and fine-tuned (the cluster stage's code)."""
+    from pipeline import cluster
+    from pipeline.nn import model
+
+    _, sparsity, k = parse(name)
+    recipe = artifacts.Cluster(
+        clusters=k,
+        per_channel=sparsity == 0,  # per-channel centroids do not survive pruned channels (README, clustering)
+        preserve_sparsity=sparsity > 0,
+        epochs=cfg.sweep.cluster_epochs,
+        distill_alpha=cfg.sweep.distill_alpha,
+    ).resolved(cfg)
+    start = cfg.sweep.unclustered(name)  # its model, when the grid has it, else trained here
+    net = model.load(cfg.artifacts / FOLDER / f"{start}.keras") if start in points(cfg) else None
+    return cluster.cluster(net or _pruned(cfg, start, data, baseline), recipe, data, cfg, name, teacher=baseline)
+
+
+def _generated_c(cfg: config_mod.Config, int8: Path, data: dict, scratch: Path) -> dict | None:
+    """The int8 file as the generated C library on the first firmware core: None without the toolchain."""
+    from pipeline import firmware, mcu
+    from pipeline.formats import codegen, int8_layers
+    from pipeline.measure import cortex_m
+
+    if cortex_m.missing():
+        return None
+    pixels = np.rint(data["x_val"][: cfg.firmware.images, ..., 0] * 255).astype(np.uint8)
+    encoded = tflite_io.spec(int8).encode(mnist_to_float(pixels))
+    tflm = mcu.outputs(mcu.interpreter(int8.read_bytes(), 1 << 20, encoded[:1]), encoded)[0].reshape(len(pixels), -1)
+    layers = int8_layers.read(int8)
+    codegen.generate(int8, scratch / "lib")
+    key = cfg.firmware.cores[0]
+    found = firmware.on_core(key, scratch / "lib", scratch / f"{key}.elf", pixels, tflm=tflm,
+                             macs=int8_layers.macs(layers), scratch=scratch / "run",
+                             timeout=cfg.firmware.timeout)  # fmt: skip
+    if not found["bit_exact"]:
+        raise stage.PipelineError(f"{int8.name}: the generated C differs from TFLite Micro on {key}")
+    return {"core": key, "palette_layers": [x.name for x in layers if codegen.palette_coded(x)], **found}
+
+
+def measure_point(cfg: config_mod.Config, name: str) -> Path:
+    import gzip
+    import tempfile
+
+    from pipeline.measure import runners
+    from pipeline.nn import model
+
+    started = time.time()
+    widths, sparsity, k = parse(name)
+    stage.seed_everything(cfg.seed)
+    data = data_mod.splits(cfg)
+    baseline = model.load(cfg.artifacts / artifacts.BASELINE)
     folder = cfg.artifacts / FOLDER
+    tuned = _clustered(cfg, name, data, baseline) if k else _pruned(cfg, name, data, baseline)
+    outputs = []
+    if not k:  # the model the clustered points of these widths and sparsity start from
+        model.save(tuned, folder / f"{name}.keras")
+        outputs.append(folder / f"{name}.keras")
     int8 = folder / f"{name}_int8.tflite"
     calibration = data["x_train"][: cfg.export.representative_samples]
     stage.write_bytes(int8, tflite_io.convert(tuned, "int8", calibration))
     lite = runners.open_model(int8, "tflite")
+    with tempfile.TemporaryDirectory(prefix="sweep-") as scratch:
+        generated = _generated_c(cfg, int8, data, Path(scratch))
     result = {
         "name": name,
         "widths": list(widths),
         "sparsity": sparsity,
+        "clusters": k,
         "macs": model.macs(tuned),
         "params": tuned.count_params(),
         "flash_bytes": int8.stat().st_size,
+        "gzip_bytes": len(gzip.compress(int8.read_bytes(), 9)),
         "val_accuracy": model.accuracy(tuned, data["x_val"], data["y_val"]),
         "accuracy": model.accuracy(tuned, data["x_test"], data["y_test"]),
         "int8_val_accuracy": float(np.mean(lite.predict(data["x_val"]).argmax(1) == data["y_val"])),
         "int8_accuracy": float(np.mean(lite.predict(data["x_test"]).argmax(1) == data["y_test"])),
-        "epochs": s.epochs,
-        "distill": {"temperature": cfg.distill.temperature, "alpha": s.distill_alpha},
+        "generated_c": generated,
+        "epochs": cfg.sweep.cluster_epochs if k else cfg.sweep.epochs,
+        "distill": {"temperature": cfg.distill.temperature, "alpha": cfg.sweep.distill_alpha},
     }
-    log.info(
-        "%s: %d MACs, %d bytes int8; validation %.4f (int8 %.4f)",
-        name,
-        result["macs"],
-        result["flash_bytes"],
-        result["val_accuracy"],
-        result["int8_val_accuracy"],
-    )
+    log.info("%s: %d MACs, %d bytes int8 (%d gzip)%s; validation %.4f (int8 %.4f)", name, result["macs"],
+             result["flash_bytes"], result["gzip_bytes"],
+             f", generated C {generated['library_flash_bytes']} B flash, {generated['ram_bytes']} B RAM" if generated
+             else "", result["val_accuracy"], result["int8_val_accuracy"])  # fmt: skip
     output = folder / f"{name}.json"
     stage.write_json(output, result)
-    stage.record(cfg, "sweep", [output, int8], [cfg.artifacts / artifacts.BASELINE], started)
+    start = folder / f"{cfg.sweep.unclustered(name)}.keras"
+    parents = [cfg.artifacts / artifacts.BASELINE] + ([start] if k and start.is_file() else [])
+    stage.record(cfg, "sweep", [output, int8, *outputs], parents, started)
     return output
 
 
+TARGETS = {  # what each target's best point minimises, among the points within the bar on validation
+    "smallest_download": lambda p: p["gzip_bytes"],
+    "smallest_mcu_flash": lambda p: p["generated_c"]["library_flash_bytes"] if p.get("generated_c") else None,
+    "smallest_mcu_ram": lambda p: p["generated_c"]["ram_bytes"] if p.get("generated_c") else None,
+    "fewest_macs": lambda p: p["macs"],
+}
+
+
 def best(found: list[dict], baseline_val: float, max_drop_pp: float) -> dict:
-    """On validation: the smallest int8 flash and the fewest MACs among the points within the bar."""
+    """On validation, per target: the point within the bar that minimises the target's figure."""
     ok = [p for p in found if rules.within_bar(baseline_val, p["int8_val_accuracy"], max_drop_pp)]
-    pick = lambda key: min(ok, key=lambda p: (p[key], -p["int8_val_accuracy"]))["name"] if ok else None  # noqa: E731
-    return {"smallest_flash": pick("flash_bytes"), "fewest_macs": pick("macs"), "within_bar": [p["name"] for p in ok]}
+    chosen: dict = {"within_bar": [p["name"] for p in ok]}
+    for target, figure in TARGETS.items():
+        measured = [p for p in ok if figure(p) is not None]
+        chosen[target] = min(measured, key=lambda p: (figure(p), -p["int8_val_accuracy"]))["name"] if measured else None
+    return chosen
 
 
-def plot(sweep: dict, artifacts_rows: list[dict], path: Path) -> None:
-    """Test accuracy against multiply-adds and against int8 flash: the sweep's points beside the
-    pipeline's artifacts, the best points (chosen on validation) named."""
+def plot(sweep: dict, artifacts_rows: list[dict], firmware: dict | None, path: Path) -> None:
+    """The frontier: test accuracy against the download (gzip), the generated C library's flash and its RAM,
+    the sweep's points beside the pipeline's artifacts, each target's best point (on validation) named."""
     from pipeline.reporting import plots
 
     plt = plots._pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), sharey=True)
     named = {v for v in sweep["best"].values() if isinstance(v, str)}
     pts = sweep["points"]
+    generated = [m for m in (firmware or {}).get("models", []) if m.get("cores")]
+    core = lambda m: next(iter(m["cores"].values()))  # noqa: E731
     panels = (
-        ("macs", "multiply-adds per image", [a for a in artifacts_rows if a.get("macs")]),
-        ("flash_bytes", "int8 TFLite flash (bytes)", [a for a in artifacts_rows if a["name"].endswith("int8.tflite")]),
-    )
-    for ax, (key, label, rows) in zip(axes, panels, strict=True):
-        accuracy = [p["int8_accuracy"] * 100 for p in pts]
-        ax.scatter([p[key] for p in pts], accuracy, color="tab:purple", label="sweep (int8)")
-        x = [a["macs"] if key == "macs" else a["size_bytes"] for a in rows]
-        ax.scatter(x, [a["accuracy"] * 100 for a in rows], color="tab:gray", marker="s", s=18, label="pipeline")
-        for p in pts:
+        ("download: gzip of the int8 TFLite file (bytes)", lambda p: p["gzip_bytes"],
+         [(a["gzip_bytes"], a["accuracy"]) for a in artifacts_rows if a.get("gzip_bytes")]),
+        ("generated C library flash (bytes)", lambda p: (p.get("generated_c") or {}).get("library_flash_bytes"),
+         [(core(m)["library_flash_bytes"], m["test_accuracy"]) for m in generated]),
+        ("generated C RAM incl. stack (bytes)", lambda p: (p.get("generated_c") or {}).get("ram_bytes"),
+         [(core(m)["ram_bytes"], m["test_accuracy"]) for m in generated]),
+    )  # fmt: skip
+    for ax, (label, figure, rows) in zip(axes, panels, strict=True):
+        shown = [p for p in pts if figure(p) is not None]
+        for k, colour in ((0, "tab:purple"), (1, "tab:orange")):
+            group = [p for p in shown if bool(p.get("clusters")) == bool(k)]
+            ax.scatter([figure(p) for p in group], [p["int8_accuracy"] * 100 for p in group], color=colour,
+                       label="sweep, clustered (int8)" if k else "sweep (int8)")  # fmt: skip
+        ax.scatter([x for x, _ in rows], [a * 100 for _, a in rows], color="tab:gray", marker="s", s=18,
+                   label="pipeline")  # fmt: skip
+        for p in shown:
             if p["name"] in named:
-                where = (p[key], p["int8_accuracy"] * 100)
-                ax.annotate(p["name"], where, fontsize=7, xytext=(4, 4), textcoords="offset points")
+                ax.annotate(p["name"], (figure(p), p["int8_accuracy"] * 100), fontsize=7, xytext=(4, 4),
+                            textcoords="offset points")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel(label + " (log scale)")
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("test accuracy (%)")
     axes[0].legend(fontsize=8)
-    fig.suptitle("Sweep: accuracy vs work and vs flash (named: best on validation within the bar)", fontsize=10)
+    fig.suptitle("Sweep frontier: accuracy vs download, MCU flash and MCU RAM (named: best on validation)", fontsize=10)
     plots._save(fig, path)
 
 
@@ -148,7 +234,8 @@ def collect(cfg: config_mod.Config) -> Path:
     output = cfg.artifacts / OUTPUT
     chosen = best(found, baseline_val, cfg.deploy.max_accuracy_drop)
     stage.write_json(output, {"baseline_val_accuracy": baseline_val, "best": chosen, "points": found})
-    log.info("%d points; smallest int8 within the bar on validation: %s", len(found), chosen["smallest_flash"])
+    log.info("%d points; within the bar on validation, smallest download %s, smallest MCU library %s", len(found),
+             chosen["smallest_download"], chosen["smallest_mcu_flash"])  # fmt: skip
     return output
 
 

@@ -51,9 +51,11 @@ def tflm_outputs(model, pixels: np.ndarray) -> np.ndarray:
     return mcu.outputs(it, encoded)[0].reshape(len(pixels), -1)
 
 
-def tiny_model(path, filters: tuple[int, int], kernels: tuple[int, int], units: int, clusters: int = 0):
+def tiny_model(path, filters: tuple[int, int], kernels: tuple[int, int], units: int, *, clusters: int = 0,
+               per_unit: bool = False):  # fmt: skip
     """An int8 model of every supported op: conv-pool, conv-pool, flatten, dense (ReLU), dense, softmax; with
-    ``clusters``, each dense kernel takes that many evenly spaced values, as weight clustering leaves it."""
+    ``clusters``, each dense kernel takes that many evenly spaced values, as weight clustering leaves it (or,
+    ``per_unit``, each unit its own that many, as per-channel quantisation leaves a clustered layer)."""
     import tf_keras as keras
 
     layers = keras.layers
@@ -73,8 +75,11 @@ def tiny_model(path, filters: tuple[int, int], kernels: tuple[int, int], units: 
     )
     for dense in [layer for layer in net.layers if clusters and isinstance(layer, layers.Dense)]:
         kernel, bias = dense.get_weights()
-        levels = np.linspace(kernel.min(), kernel.max(), clusters)
-        dense.set_weights([levels[np.abs(kernel[..., None] - levels).argmin(axis=-1)], bias])
+        low, high = (kernel.min(axis=0), kernel.max(axis=0)) if per_unit else (kernel.min(), kernel.max())
+        levels = np.linspace(low, high, clusters, axis=-1)  # [units, k] or [k]
+        nearest = np.abs(kernel[..., None] - levels).argmin(axis=-1)
+        chosen = np.take_along_axis(np.broadcast_to(levels, (*kernel.shape, clusters)), nearest[..., None], -1)
+        dense.set_weights([chosen[..., 0], bias])
     calibration = mnist_to_float((rng.random((64, 28, 28)) * 255 * (rng.random((64, 28, 28)) > 0.7)).astype(np.uint8))
     calibration[0, 0, 0] = 1.0  # the full pixel range, as MNIST has: an input scale of 1/255
     path.write_bytes(tflite_io.convert(net, "int8", calibration))
@@ -101,6 +106,13 @@ def clustered_int8(tmp_path_factory):
     return tiny_model(tmp_path_factory.mktemp("clustered") / "clustered_int8.tflite", (4, 8), (5, 3), 16, clusters=16)
 
 
+@pytest.fixture(scope="module")
+def clustered_units_int8(tmp_path_factory):
+    """The same with 16 values per unit: the first dense layer takes 16-value tables per unit."""
+    path = tmp_path_factory.mktemp("clustered_units") / "clustered_units_int8.tflite"
+    return tiny_model(path, (4, 8), (5, 3), 16, clusters=16, per_unit=True)
+
+
 def random_digits(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     pixels = (rng.random((n, 28, 28)) * 255 * (rng.random((n, 28, 28)) > 0.6)).astype(np.uint8)
@@ -121,7 +133,7 @@ def test_softmax_parameters_are_tflm_prepares():
     assert int8_layers.softmax_parameters(1.0, 1 / 16) == (2**30, 23, -248)
 
 
-@pytest.mark.parametrize("model", ["tiny_int8", "awkward_int8", "clustered_int8"])
+@pytest.mark.parametrize("model", ["tiny_int8", "awkward_int8", "clustered_int8", "clustered_units_int8"])
 def test_the_generated_c_is_bit_exact_with_tflite_micro(model, request, tmp_path):
     path = request.getfixturevalue(model)
     lib = tmp_path / "lib"
@@ -135,7 +147,7 @@ def test_the_generated_c_is_bit_exact_with_tflite_micro(model, request, tmp_path
 
 
 @pytest.mark.emulated
-@pytest.mark.parametrize("model", ["awkward_int8", "clustered_int8"])
+@pytest.mark.parametrize("model", ["awkward_int8", "clustered_int8", "clustered_units_int8"])
 @pytest.mark.parametrize("key", ["cortex-m4f", "cortex-m3"])
 def test_the_dsp_and_plain_kernels_are_bit_exact_on_a_cortex_m(model, key, request, tmp_path):
     """The M4F runs the SMLAD path, the M3 the plain C one: both must give TFLite Micro's integers."""
@@ -154,19 +166,38 @@ def test_the_dsp_and_plain_kernels_are_bit_exact_on_a_cortex_m(model, key, reque
     np.testing.assert_array_equal(ran["outputs"], tflm_outputs(path, pixels))
 
 
-def test_clustered_dense_weights_are_stored_as_4_bit_indices_and_decode_to_the_int8_weights(clustered_int8, tmp_path):
-    codegen.generate(clustered_int8, tmp_path)
-    assert (tmp_path / "mnist_model.c").read_text().count("nn_fully_connected_p4(") == 1
-    dense = [layer for layer in int8_layers.read(clustered_int8) if layer.kind == "fully_connected"]
-    pairs, indices = codegen.palette(dense[0].weights.data)
+def _decode(kind: str, table: np.ndarray, indices: np.ndarray, units: int, depth: int) -> np.ndarray:
+    """The weights the kernels read back from a palette, independently of how codegen built it."""
+    b = indices.reshape(units, depth // 4, 2).astype(np.int64)
+    if kind == "pairs":
+        halves = np.stack([table.astype(np.int16), (table >> 16).astype(np.int16)], axis=-1)  # (low, high) per byte
+        low, high = halves[b, 0], halves[b, 1]
+    else:
+        rows = np.arange(units)[:, None, None]
+        low, high = table[rows, b & 15], table[rows, b >> 4]
+    return np.stack([low[..., 0], low[..., 1], high[..., 0], high[..., 1]], -1).reshape(units, depth)
+
+
+PALETTES = [
+    ("clustered_int8", "pairs", "nn_fully_connected_p4("),
+    ("clustered_units_int8", "units", "nn_fully_connected_p4c("),
+]
+
+
+@pytest.mark.parametrize(("model", "kind", "kernel"), PALETTES)
+def test_clustered_dense_weights_are_stored_as_4_bit_indices_and_decode_to_the_int8_weights(
+    model, kind, kernel, request, tmp_path
+):
+    path = request.getfixturevalue(model)
+    codegen.generate(path, tmp_path)
+    assert (tmp_path / "mnist_model.c").read_text().count(kernel) == 1
+    dense = [layer for layer in int8_layers.read(path) if layer.kind == "fully_connected"]
+    found, table, indices = codegen.palette(dense[0].weights.data)
     units, depth = dense[0].weights.shape
-    assert indices.shape == (units, depth // 2) and pairs.shape == (256,)
-    halves = np.stack([pairs.astype(np.int16), (pairs >> 16).astype(np.int16)], axis=-1)  # (low, high) per byte
-    b = indices.reshape(units, depth // 4, 2)
-    decoded = np.stack([halves[b[..., 0], 0], halves[b[..., 1], 0], halves[b[..., 0], 1], halves[b[..., 1], 1]], -1)
-    np.testing.assert_array_equal(decoded.reshape(units, depth), dense[0].weights.data)
-    assert codegen.weight_bytes(dense[0]) == units * depth // 2 + 1024
-    assert codegen.palette(dense[1].weights.data) is None  # 10 x 16 weights: the pairs table would cost more
+    assert found == kind and indices.shape == (units, depth // 2)
+    np.testing.assert_array_equal(_decode(kind, table, indices, units, depth), dense[0].weights.data)
+    assert codegen.weight_bytes(dense[0]) == units * depth // 2 + (1024 if kind == "pairs" else 16 * units)
+    assert codegen.palette(dense[1].weights.data) is None  # 10 x 16 weights: a table would cost more
 
 
 def test_the_library_uses_no_float_and_no_allocation(tiny_int8, tmp_path):

@@ -127,14 +127,20 @@ def rules() -> str:
     return "\n".join(out)
 
 
-SWEEP_READS = ("seed", "data", "train", "prune", "export", "distill", "sweep")
+SWEEP_READS = ("seed", "data", "train", "prune", "export", "distill", "cluster", "firmware", "sweep")
 
 
 def sweep_rules(cfg: config.Config) -> str:
-    """One rule per point of the sweep grid (config `sweep`): `make -j sweep` fans them out."""
+    """One rule per point of the sweep grid (config `sweep`): `make -j sweep` fans them out; a clustered
+    point waits for the k = 0 point whose model it clusters."""
     common = [*modules("sweep"), *(f"{STAMPS}/{s}.json" for s in SWEEP_READS), f"$(A)/{artifacts.DATA}"]
     common.append(f"$(A)/{artifacts.BASELINE}")
-    out = [_rule(f"$(A)/sweep/{n}.json", common, f"$(PY) -m pipeline.sweep {n}") for n in cfg.sweep.points()]
+    points = cfg.sweep.points()
+    out = []
+    for n in points:
+        start = cfg.sweep.unclustered(n)
+        parent = [f"$(A)/sweep/{start}.json"] if n != start and start in points else []
+        out.append(_rule(f"$(A)/sweep/{n}.json", common + parent, f"$(PY) -m pipeline.sweep {n}"))
     out.append(f"SWEEP_POINTS := {' '.join(f'$(A)/sweep/{n}.json' for n in cfg.sweep.points())}\n")
     return "\n".join(out)
 

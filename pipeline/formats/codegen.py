@@ -109,22 +109,38 @@ def _weights(layer: Layer) -> np.ndarray:
 PALETTE = 16  # the most distinct weights a palette-coded dense layer may hold: 4-bit indices
 
 
-def palette(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """A dense layer's [units, depth] int8 weights as nn_fully_connected_p4 reads them, or None where they take
-    more than 16 values, the depth is not whole words or the coding would not save flash: (pairs, indices).
-    indices: per unit, per 4 weights, idx(w0) | idx(w2) << 4 then idx(w1) | idx(w3) << 4, into the sorted values;
-    pairs[b]: the weights of index byte b as one int32 of two 16-bit halves, the low nibble's in the low half."""
+def _indices(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per unit, per 4 weights: idx(w0) | idx(w2) << 4, then idx(w1) | idx(w3) << 4 (``values`` per unit, sorted)."""
     units, depth = weights.shape
-    values = np.unique(weights)
-    if len(values) > PALETTE or depth % 4 or units * depth // 2 + 256 * 4 >= units * depth:
-        return None
-    table = np.zeros(16, np.int64)
-    table[: len(values)] = values
-    idx = np.searchsorted(values, weights).reshape(units, depth // 4, 4)
+    idx = np.stack([np.searchsorted(v, w) for v, w in zip(values, weights, strict=True)]).reshape(units, depth // 4, 4)
     coded = np.stack([idx[..., 0] | idx[..., 2] << 4, idx[..., 1] | idx[..., 3] << 4], axis=-1)
-    b = np.arange(256)
-    pairs = (table[b & 15] & 0xFFFF) | (table[b >> 4] << 16)  # a negative high half keeps the int32 negative
-    return pairs.astype(np.int32), coded.reshape(units, depth // 2).astype(np.uint8)
+    return coded.reshape(units, depth // 2).astype(np.uint8)
+
+
+def palette(weights: np.ndarray) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """A dense layer's [units, depth] int8 weights as 4-bit indices, or None where some unit takes more than 16
+    values, the depth is not whole words or the coding would not save flash: (kind, table, indices).
+    "pairs" (the whole layer takes at most 16 values, as per-tensor quantisation leaves a clustered layer):
+    table[b] is index byte b's two weights as one int32 of 16-bit halves, the low nibble's low, which
+    nn_fully_connected_p4 feeds to SMLAD. "units" (per unit, as per-channel quantisation leaves it): 16 int8
+    values per unit, for nn_fully_connected_p4c."""
+    units, depth = weights.shape
+    layer = np.unique(weights)
+    per_unit = [np.unique(w) for w in weights]
+    if depth % 4 or max(len(v) for v in per_unit) > PALETTE:
+        return None
+    if len(layer) <= PALETTE and units * depth // 2 + 256 * 4 < units * depth:
+        table = np.zeros(16, np.int64)
+        table[: len(layer)] = layer
+        b = np.arange(256)
+        pairs = (table[b & 15] & 0xFFFF) | (table[b >> 4] << 16)  # a negative high half keeps the int32 negative
+        return "pairs", pairs.astype(np.int32), _indices(weights, [layer] * units)
+    if units * depth // 2 + units * 16 >= units * depth:
+        return None
+    tables = np.zeros((units, 16), np.int8)
+    for t, v in zip(tables, per_unit, strict=True):
+        t[: len(v)] = v
+    return "units", tables, _indices(weights, per_unit)
 
 
 def palette_coded(layer: Layer) -> bool:
@@ -135,10 +151,10 @@ def palette_coded(layer: Layer) -> bool:
 
 
 def weight_bytes(layer: Layer) -> int:
-    """The flash the layer's weights take in the generated library: int8, or palette-coded indices and pairs."""
+    """The flash the layer's weights take in the generated library: int8, or palette indices and their table."""
     if palette_coded(layer):
-        pairs, indices = palette(layer.weights.data)
-        return pairs.nbytes + indices.nbytes
+        _, table, indices = palette(layer.weights.data)
+        return table.nbytes + indices.nbytes
     return _weights(layer).nbytes
 
 
@@ -157,7 +173,9 @@ def _layer_source(layer: Layer, first: bool, source: str, out: str, scratch: str
     if coded is None:
         data = [_c_array("int8_t", f"{n}_weights", _weights(layer))]
     else:
-        data = [_c_array("int32_t", f"{n}_pairs", coded[0], 8), _c_array("uint8_t", f"{n}_indices", coded[1])]
+        kind, table, indices = coded
+        ctype, per_line = ("int32_t", 8) if kind == "pairs" else ("int8_t", 16)
+        data = [_c_array(ctype, f"{n}_{kind}", table, per_line), _c_array("uint8_t", f"{n}_indices", indices)]
     data.append(_c_array("int32_t", f"{n}_bias", bias_tensor.data) if bias_tensor is not None else "")
     bias = f"{n}_bias" if bias_tensor is not None else "0"  # no bias: the kernels take a null pointer
     data += [_c_array("int32_t", f"{n}_multiplier", multipliers), _c_array("int8_t", f"{n}_shift", shifts)]
@@ -172,11 +190,11 @@ def _layer_source(layer: Layer, first: bool, source: str, out: str, scratch: str
         call = f"{kernel}({source}, {h}, {w}, {c}, {n}_weights, {k}, {oc}, {bias}, &{n}_requant, {scratch}, {out});"
     else:
         units, depth = layer.weights.shape
-        kernel, weights = (
-            ("nn_fully_connected", f"{n}_weights")
-            if coded is None
-            else ("nn_fully_connected_p4", f"{n}_indices, {n}_pairs")
-        )
+        if coded is None:
+            kernel, weights = "nn_fully_connected", f"{n}_weights"
+        else:
+            kernel = "nn_fully_connected_p4" if coded[0] == "pairs" else "nn_fully_connected_p4c"
+            weights = f"{n}_indices, {n}_{coded[0]}"
         call = f"{kernel}({source}, {depth}, {weights}, {units}, {bias}, &{n}_requant, {out});"
     return "".join(data), call
 

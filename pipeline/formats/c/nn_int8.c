@@ -414,6 +414,25 @@ void nn_fully_connected_p4(const int8_t *in, int depth, const uint8_t *indices, 
   }
 }
 
+/* The same with a table of at most 16 int8 values per unit (tables[16 * u + i]): what per-channel
+ * quantisation of a clustered layer leaves (each unit's own scale maps its 16 values to its own 16
+ * integers). Index bytes as above. One table load per weight. */
+void nn_fully_connected_p4c(const int8_t *in, int depth, const uint8_t *indices, const int8_t *tables, int units,
+                            const int32_t *bias, const nn_requant *q, int8_t *out) {
+  const int row = depth / 2;
+  int u, d;
+  for (u = 0; u < units; ++u) {
+    const uint8_t *idx = indices + (long)u * row;
+    const int8_t *t = tables + 16 * u;
+    int32_t acc = bias ? bias[u] : 0;
+    for (d = 0; d < depth; d += 4, idx += 2) {
+      const unsigned a = idx[0], b = idx[1];
+      acc += t[a & 15] * in[d] + t[a >> 4] * in[d + 2] + t[b & 15] * in[d + 1] + t[b >> 4] * in[d + 3];
+    }
+    out[u] = finish(acc, q, u);
+  }
+}
+
 void nn_softmax(const int8_t *in, int depth, int32_t input_multiplier, int input_left_shift,
                 int32_t diff_min, int8_t *out) {
   enum { ACCUMULATION_BITS = 12 };

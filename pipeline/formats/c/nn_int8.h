@@ -52,6 +52,10 @@ void nn_fully_connected(const int8_t *in, int depth, const int8_t *weights, int 
 void nn_fully_connected_p4(const int8_t *in, int depth, const uint8_t *indices, const int32_t *pairs, int units,
                            const int32_t *bias, const nn_requant *q, int8_t *out);
 
+/* The same with 16 int8 values per unit (tables[16 * u + i]), for per-channel quantised layers. */
+void nn_fully_connected_p4c(const int8_t *in, int depth, const uint8_t *indices, const int8_t *tables, int units,
+                            const int32_t *bias, const nn_requant *q, int8_t *out);
+
 /* Softmax of int8 logits to int8 probabilities (output scale 1/256, zero point -128), as TFLM:
  * input_multiplier, input_left_shift and diff_min come from the input scale (codegen.py). */
 void nn_softmax(const int8_t *in, int depth, int32_t input_multiplier, int input_left_shift,
