@@ -96,7 +96,7 @@ report: | $(INSTALLED)  ## re-render the report from the saved measurements; DEV
 	$(PY) -m pipeline.report $(if $(DEVICES),--devices $(DEVICES))
 	@$(PY) -m pipeline.report --summary
 
-sweep: $(SWEEP_POINTS) | $(INSTALLED)  ## widths x sparsities (config `sweep`), each point a target: make -j4 sweep
+sweep: $(SWEEP_POINTS) | $(INSTALLED)  ## widths x sparsities x clusters (config `sweep`), each point a target: make -j4 sweep
 	$(PY) -m pipeline.sweep --collect
 	$(PY) -m pipeline.report
 
