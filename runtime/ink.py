@@ -22,6 +22,7 @@ from PIL import Image, ImageFilter
 MIN_CONTRAST = 0.08  # ink must differ from paper by this fraction of full scale ...
 NOISE_SIGMAS = 4.0  # ... and by this many standard deviations of the paper's noise
 SPECK = 0.05  # ink blobs under this fraction of the largest are specks, unless inside the digit's box
+SURFACE_GAIN = 0.1  # a paper surface, not flat, only if it puts this much more of the image on the paper
 
 
 class PreprocessError(ValueError):
@@ -54,20 +55,23 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     y, x = np.meshgrid(_axis(h)[::step], _axis(w)[::step], indexing="ij")
     terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6).astype(np.float64)
     sample = grid.reshape(-1, c).astype(np.float64)  # float64: a flat paper must come out exactly flat
-    coef = np.zeros((6, c))
+    coef = flat = np.zeros((6, c))
     coef[0] = np.median(np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]]), axis=0)
     for _ in range(4):
         d = _rms(sample - terms @ coef)
-        near = d <= _tolerance(d)
+        near = d <= min(_tolerance(d), _otsu(d))  # Otsu's cut keeps it off the ink when the ink is most of it
         if near.sum() < 24:
             break
         a = terms[near]
         coef = np.linalg.lstsq(a.T @ a, a.T @ sample[near], rcond=None)[0]  # normal equations: 6x6, fast
+    grain = max(3 * 1.4826 * float(np.median(_rms(np.diff(grid, axis=1)))) / np.sqrt(2), 0.02)
+    if _share(sample, terms, coef, grain) < _share(sample, terms, flat, grain) + SURFACE_GAIN:
+        coef = flat  # a flat paper explains the image about as well (a tight crop: a surface would bend into the ink)
     y, x = _axis(h)[:, None, None], _axis(w)[None, :, None]
     coef = coef.astype(np.float32)
     residual = pixels - (coef[0] + coef[1] * x + coef[2] * y + coef[3] * x * x + coef[4] * x * y + coef[5] * y * y)
     distance = _rms(residual)
-    ink = _digit(distance > max(_otsu(distance), NOISE_SIGMAS * _sigma(distance)))  # surely ink, not a shadow
+    ink = _digit(distance > max(_otsu(distance), NOISE_SIGMAS * _spread(distance)))  # surely ink, not a shadow
     if ink.sum() < 3:
         return distance, _sigma(distance)
     axis = residual[ink].mean(0)  # the ink's colour, seen from the paper
@@ -75,13 +79,17 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     return _unshade(along, _stroke_width(ink))
 
 
+def _share(sample: np.ndarray, terms: np.ndarray, coef: np.ndarray, tolerance: float) -> float:
+    """The share of the samples within ``tolerance`` of the paper ``coef`` describes."""
+    return float(np.mean(_rms(sample - terms @ coef) <= tolerance))
+
+
 def _unshade(along: np.ndarray, stroke: float) -> tuple[np.ndarray, float]:
     """If the paper is not flat yet (its spread is well over what neighbouring pixels differ by: a shadow, a table,
     the paper's edge), keep only what is narrower than three strokes: the white top-hat (minus the grey opening)
     takes away anything wider, edges and all, and leaves the ink. Also the paper's noise level."""
     k = 2 * round(max(1.5 * stroke, min(along.shape) / 20)) + 1  # px, odd: a tenth of the image at least
-    grain = 1.4826 * float(np.median(np.abs(np.diff(along[::2], axis=1)))) / np.sqrt(2)  # sigma, from neighbours
-    if _sigma(along) > 2 * grain + 0.01 and k < min(along.shape) // 4:
+    if _spread(along) > 2 * _grain(along) + 0.01 and k < min(along.shape) // 4:
         smooth = _rank(along, 3, np.mean)  # the opening of noise would sit well under the paper
         along = along - _rank(_rank(smooth, k, np.min), k, np.max)
         along -= np.median(along)  # the paper back at 0
@@ -89,9 +97,19 @@ def _unshade(along: np.ndarray, stroke: float) -> tuple[np.ndarray, float]:
 
 
 def _sigma(a: np.ndarray) -> float:
-    """The paper's noise: 1.4826 x median |x| is sigma for Gaussian noise; pixels far out (ink) don't count."""
+    """The paper's noise: the smaller of its spread and what neighbouring pixels differ by."""
+    return min(_spread(a), _grain(a))  # the second holds when the ink and its edges are most of the image
+
+
+def _spread(a: np.ndarray) -> float:
+    """The paper's spread: 1.4826 x median |x| is sigma for Gaussian noise; pixels far out (ink) don't count."""
     d = np.abs(a[::2, ::2])  # a quarter of the pixels tell it as well
-    return 1.4826 * float(np.median(d[d <= _tolerance(d)]))
+    return 1.4826 * float(np.median(d[d <= min(_tolerance(d), _otsu(d))]))
+
+
+def _grain(a: np.ndarray) -> float:
+    """The noise told by neighbouring pixels (sigma of Gaussian noise): an image mostly ink does not fool it."""
+    return 1.4826 * float(np.median(np.abs(np.diff(a[::2], axis=1)))) / np.sqrt(2)
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -124,7 +142,9 @@ def _ink(distance: np.ndarray, noise: float) -> np.ndarray:
     above = distance[distance > max(_otsu(distance), floor)]
     full = float(np.percentile(above, 75)) if above.size else 0.0  # the ink's own level
     if full < max(MIN_CONTRAST, 1.5 * floor):
-        raise PreprocessError("no digit found (the image is blank or nearly uniform)")
+        if float(distance.max()) < MIN_CONTRAST:
+            raise PreprocessError("no digit found (the image is blank or nearly uniform)")
+        raise PreprocessError("no digit found (nothing stands out of the background's noise as ink)")
     floor = min(floor, full / 2)
     digit = _digit(distance > floor + 0.35 * (full - floor))
     if digit.sum() < max(3, 2e-4 * digit.size):

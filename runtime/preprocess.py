@@ -112,8 +112,8 @@ def _open_regular(path: Path) -> BinaryIO:
 def _check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise PreprocessError(f"image too large: {width}x{height} pixels (the limit is {MAX_PIXELS:,})")
-    if min(width, height) < MIN_SIDE:
-        raise PreprocessError(f"image too small: {width}x{height} pixels (at least {MIN_SIDE}x{MIN_SIDE})")
+    if max(width, height) < MIN_SIDE:  # a tight crop of a 1 may well be 4 px wide
+        raise PreprocessError(f"image too small: {width}x{height} pixels (at least {MIN_SIDE} px on the longer side)")
 
 
 def _from_pil(img: Image.Image, draft: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
