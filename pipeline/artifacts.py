@@ -396,7 +396,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "web",
         (),
-        inputs=("benchmark.json", "deploy.json", "web/*"),
+        inputs=("benchmark.json", "deploy.json", "web/*", "runtime/preprocess*.json"),  # the page reads the latter
         outputs=("web/index.html",),
         about="the draw-a-digit page on onnxruntime-web, a static site (skipped in one line without npm)",
     ),
