@@ -401,6 +401,14 @@ STAGES: tuple[Stage, ...] = (
         about="the draw-a-digit page on onnxruntime-web, a static site (skipped in one line without npm)",
     ),
     Stage(
+        "images",
+        ("data",),
+        inputs=(DATA, "deploy.json", "runtime/*"),  # deploy.json: deploy wrote model.onnx with it
+        outputs=("images.json",),
+        after=("benchmark.json",),  # it times: never beside the benchmark
+        about="the runtime's image path on user-style images: decode vs to_mnist per set, accuracy, images/s",
+    ),
+    Stage(
         "device_kit",
         (),
         inputs=(DATA, "benchmark.json", "deploy.json", "runtime/*"),
@@ -410,7 +418,10 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "report",
         (),
-        inputs=(DATA, "benchmark.json", "deploy.json", "sensitivity.json", "parity.json", "firmware.json", "mcu.json"),
+        inputs=(
+            *(DATA, "benchmark.json", "deploy.json", "sensitivity.json", "parity.json", "firmware.json", "mcu.json"),
+            "images.json",
+        ),
         outputs=("report.json", "report.md", "MODEL_CARD.md"),
         about="render the report",
     ),

@@ -7,7 +7,9 @@ DIR holds one folder per set (or is itself one set) of labelled images, ``LABEL_
 same loop so that the machine's drift hits both alike: Pillow's decode of the file (``Image.open``
 then ``load``) and ``runtime.preprocess.to_mnist`` of it, each the best of ``--repeat`` runs. Per set:
 the median of each, their ratio, and the accuracy of the model (an image with no digit found counts
-as wrong). Prints a table; ``--out`` also writes the figures as JSON.
+as wrong); then images/s through ``Classifier.classify_many`` over every set, with one job and with
+every core. Prints a table; ``--out`` also writes the figures as JSON (the pipeline's images stage
+writes ``images.json`` with it, for the report).
 Exit status: 0 measured, 2 for a usage error, no images or an unusable model.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -91,6 +94,30 @@ def measure_set(clf: Classifier, folder: Path, repeat: int) -> dict:
     }
 
 
+def throughput(clf: Classifier, paths: list[Path], jobs: int) -> dict:
+    """Images per second through ``Classifier.classify_many`` (decode, to_mnist, the model) with ``jobs``."""
+    start = time.perf_counter()
+    done = sum(1 for _ in clf.classify_many(paths, jobs=jobs))
+    return {"jobs": jobs, "images": done, "images_per_s": round(done / (time.perf_counter() - start), 1)}
+
+
+def measure(clf: Classifier, sets: dict[str, Path], repeat: int, report=print) -> dict:
+    """Every set's figures, and the throughput over all of them with one job and with every core."""
+    results = {}
+    report(f"{'set':<16}{'images':>7}{'decode ms':>11}{'to_mnist ms':>13}{'ratio':>7}{'accuracy':>10}{'none':>6}")
+    for name, folder in sets.items():
+        r = results[name] = measure_set(clf, folder, repeat)
+        report(
+            f"{name:<16}{r['images']:>7}{r['decode_ms']:>11.2f}{r['to_mnist_ms']:>13.2f}"
+            f"{r['ratio']:>7.2f}{r['accuracy']:>10.1%}{r['no_digit']:>6}"
+        )
+    paths = [p for folder in sets.values() for p in find_images(folder)[0]]
+    speeds = [throughput(clf, paths, jobs) for jobs in sorted({1, os.cpu_count() or 1})]
+    report(", ".join(f"{t['images_per_s']:,.0f} images/s with {t['jobs']} job(s)" for t in speeds))
+    return {"schema": VERSION, "model": clf.path.name, "repeat": repeat, "cores": os.cpu_count(), "sets": results,
+            "throughput": speeds}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -101,20 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             clf = Classifier(args.model or default_model())
         except ModelError as e:
             raise BenchError(f"{e.path}: {e.problem}") from None
-        results = {}
-        print(f"{'set':<16}{'images':>7}{'decode ms':>11}{'to_mnist ms':>13}{'ratio':>7}{'accuracy':>10}{'none':>6}")
-        for name, folder in sets.items():
-            r = results[name] = measure_set(clf, folder, args.repeat)
-            print(
-                f"{name:<16}{r['images']:>7}{r['decode_ms']:>11.2f}{r['to_mnist_ms']:>13.2f}"
-                f"{r['ratio']:>7.2f}{r['accuracy']:>10.1%}{r['no_digit']:>6}",
-                flush=True,
-            )
+        record = measure(clf, sets, args.repeat, report=lambda line: print(line, flush=True))
     except BenchError as e:
         print(f"python -m runtime.bench_images: error: {e}", file=sys.stderr)
         return 2
     if args.out:
-        record = {"schema": VERSION, "model": clf.path.name, "repeat": args.repeat, "sets": results}
         args.out.write_text(json.dumps(record, indent=2) + "\n")
     return 0
 
