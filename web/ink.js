@@ -45,25 +45,38 @@ export function spread(plane, width, height, wide = false) {
   return K.MAD_SIGMA * median(d.filter((v) => v <= limit));
 }
 
-// The noise told by neighbouring pixels: MAD_SIGMA x median |step| / sqrt 2, steps along every other row;
-// for `channels` > 1 interleaved channels, each step is the rms over them (float32, as numpy's).
+// The noise told by neighbouring pixels: MAD_SIGMA x median |difference| / its spread, for first and second
+// differences along every other row, the smaller; for `channels` > 1 interleaved channels, each difference is
+// the rms over them. Float32 arithmetic for float32 data, as numpy's.
 function grain(data, width, height, channels = 1) {
-  const steps = [];
-  for (let y = 0; y < height; y += 2) {
-    for (let x = 1; x < width; x++) {
-      if (channels === 1) {
-        steps.push(Math.abs(data[y * width + x] - data[y * width + x - 1]));
-        continue;
+  const single = !(data instanceof Float64Array);
+  const r = single ? f32 : (v) => v;
+  const found = [];
+  for (const [order, scale] of [
+    [1, Math.sqrt(2)],
+    [2, Math.sqrt(6)],
+  ]) {
+    const steps = [];
+    const row = new Float64Array(width * channels);
+    for (let y = 0; y < height; y += 2) {
+      let n = width;
+      for (let i = 0; i < width * channels; i++) row[i] = data[y * width * channels + i];
+      for (let k = 0; k < order; k++, n--) {
+        for (let i = 0; i < (n - 1) * channels; i++) row[i] = r(row[i + channels] - row[i]);
       }
-      let s = 0;
-      for (let c = 0; c < channels; c++) {
-        const step = f32(data[(y * width + x) * channels + c] - data[(y * width + x - 1) * channels + c]);
-        s = f32(s + f32(step * step));
+      for (let x = 0; x < n; x++) {
+        if (channels === 1) {
+          steps.push(Math.abs(row[x]));
+          continue;
+        }
+        let s = 0;
+        for (let c = 0; c < channels; c++) s = f32(s + f32(row[x * channels + c] * row[x * channels + c]));
+        steps.push(f32(Math.sqrt(f32(s / channels))));
       }
-      steps.push(f32(Math.sqrt(f32(s / channels))));
     }
+    found.push((K.MAD_SIGMA * median(steps)) / scale);
   }
-  return (K.MAD_SIGMA * median(steps)) / Math.sqrt(2);
+  return Math.min(...found);
 }
 
 // The paper's noise: the smaller of its spread and what neighbouring pixels differ by.

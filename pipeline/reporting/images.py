@@ -26,9 +26,8 @@ def section(found: dict | None) -> str:
     speeds = ", ".join(f"{t['images_per_s']:,.0f} images/s with {t['jobs']} job(s)" for t in found["throughput"])
     return (
         "## The image path: decoding and preprocessing user-style images\n\n"
-        f"Medians per image on this machine ({found['cores']} cores), each the best of {found['repeat']} runs, "
-        f"decode and `to_mnist` of the same file side by side; accuracy of `{found['model']}`. Sets marked * are "
-        f"the user-style ones the target ({TARGET}x the decode) is set on.\n\n"
-        + "\n".join(rows)
-        + f"\n\nThrough `Classifier.classify_many` over every set: {speeds}.\n\n"
+        f"Medians per image on this machine ({found['cores']} cores), each the least CPU time of "
+        f"{found['repeat']} runs, decode and `to_mnist` of the same file side by side; accuracy of "
+        f"`{found['model']}`. Sets marked * are the user-style ones the target ({TARGET}x the decode) is set on."
+        "\n\n" + "\n".join(rows) + f"\n\nThrough `Classifier.classify_many` over every set: {speeds}.\n\n"
     )
