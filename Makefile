@@ -36,7 +36,7 @@ BUILD := build
 # pipeline.core.deps imports only the standard library, so it runs before the virtualenv exists.
 BOOT := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 
-.PHONY: all help install data train sensitivity prune structured cluster qat export bench benchmark mcu parity firmware deploy device-kit report sweep web serve \
+.PHONY: all help install data train sensitivity prune structured cluster qat export bench benchmark mcu parity firmware deploy images device-kit report sweep web serve \
 	test test-fast test-arm lint format clean
 .DELETE_ON_ERROR:
 
@@ -85,6 +85,7 @@ deploy: $(DEPLOY_OUTPUTS)  ## pick the model per target, write model.onnx and th
 web: $(WEB_OUTPUTS)  ## the browser target: a static site in artifacts/web (skipped in one line without npm)
 serve: | $(INSTALLED)  ## serve artifacts/web on http://127.0.0.1:8000/ (PORT=...; any static host works too)
 	@$(PY) -m pipeline.serve --port $(PORT)
+images: $(IMAGES_OUTPUTS)  ## the runtime's image path on user-style images: decode vs to_mnist, accuracy, images/s
 device-kit: $(DEVICE_KIT_OUTPUTS)  ## runtime/, the candidate models, 500 test PNGs and a README, to benchmark a device
 
 bench: $(EXPORT_OUTPUTS) | $(INSTALLED)  ## re-measure every artifact, then re-decide and re-render

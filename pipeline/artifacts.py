@@ -479,9 +479,17 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "web",
         (),
-        inputs=("benchmark.json", "deploy.json", "web/*"),
+        inputs=("benchmark.json", "deploy.json", "web/*", "runtime/preprocess*.json"),  # the page reads the latter
         outputs=("web/index.html",),
         about="the draw-a-digit page on onnxruntime-web, a static site (skipped in one line without npm)",
+    ),
+    Stage(
+        "images",
+        ("data",),
+        inputs=(DATA, "deploy.json", "runtime/*"),  # deploy.json: deploy wrote model.onnx with it
+        outputs=("images.json",),
+        after=("benchmark.json",),  # it times: never beside the benchmark
+        about="the runtime's image path on user-style images: decode vs to_mnist per set, accuracy, images/s",
     ),
     Stage(
         "device_kit",
@@ -493,7 +501,10 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "report",
         ("cluster", "distill"),  # k and the distillation weights of the registry's recipes
-        inputs=(DATA, "benchmark.json", "deploy.json", "sensitivity.json", "parity.json", "firmware.json", "mcu.json"),
+        inputs=(
+            *(DATA, "benchmark.json", "deploy.json", "sensitivity.json", "parity.json", "firmware.json", "mcu.json"),
+            "images.json",
+        ),
         outputs=("report.json", "report.md", "MODEL_CARD.md"),
         about="render the report",
     ),

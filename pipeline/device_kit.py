@@ -2,7 +2,7 @@
 
     python -m pipeline.device_kit            # writes artifacts/device-kit.tar.gz
 
-``device-kit/`` holds ``runtime/`` (the package's modules and ``bench_schema.json``, nothing else),
+``device-kit/`` holds ``runtime/`` (the package's modules, ``bench_schema.json`` and ``preprocess.json``, nothing else),
 ``models/`` (every ONNX artifact of ``benchmark.json``, and ``model.onnx``), ``images/`` (500 MNIST
 test digits as ``LABEL_INDEX.png``, 50 per class, picked by a fixed seed) and a ``README.md`` with
 the commands to run on the device (``runtime.bench``) and what to send back. Two builds from the
@@ -89,7 +89,8 @@ def png(image: np.ndarray) -> bytes:
 def members(artifacts: Path, mnist: dict[str, np.ndarray]) -> dict[str, bytes]:
     """The kit's files: path inside ``TOP`` -> contents."""
     files = {f"runtime/{p.name}": p.read_bytes() for p in sorted(RUNTIME.glob("*.py"))}
-    files["runtime/bench_schema.json"] = (RUNTIME / "bench_schema.json").read_bytes()
+    for name in ("bench_schema.json", "preprocess.json"):
+        files[f"runtime/{name}"] = (RUNTIME / name).read_bytes()
     models = candidates(artifacts)
     files |= {f"models/{p.name}": p.read_bytes() for p in models}
     x, y = mnist["x_test"], mnist["y_test"]

@@ -98,7 +98,7 @@ def render(
         report["sensitivity_table"] = sensitivity.table(report["sensitivity"])
         report["figures"]["sensitivity"] = f"{FIGURES}/sensitivity.png"
         sensitivity.plot(report["sensitivity"], a / report["figures"]["sensitivity"])
-    for name in ("firmware", "mcu"):  # the microcontroller measurements, when their stages ran
+    for name in ("firmware", "mcu", "images"):  # the microcontrollers' and the image path's, when their stages ran
         if (a / f"{name}.json").is_file():
             report[name] = json.loads((a / f"{name}.json").read_text())
     if (a / "parity.json").is_file():

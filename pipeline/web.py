@@ -3,7 +3,8 @@
     python -m pipeline.web      # then `make serve`, or copy <artifacts>/web/ to any static host
 
 Writes ``<artifacts>/web/``: the page (``web/`` of this repository: index.html, its CSS and
-JavaScript), the deployed ``model.onnx``, every ONNX artifact of ``benchmark.json`` (the page
+JavaScript, and ``runtime/preprocess.json``, the preprocessing's constants it shares with the
+runtime), the deployed ``model.onnx``, every ONNX artifact of ``benchmark.json`` (the page
 loads one with ``?model=NAME.onnx``), and the two files of onnxruntime-web's wasm backend (the
 ES module with its glue code bundled in, and the SIMD wasm binary; not the WebGPU, WebGL or JSEP
 builds) from the pinned npm install in ``web/node_modules`` (``npm ci --prefix web`` runs first
@@ -35,6 +36,7 @@ from pipeline.formats import onnx_io
 log = logging.getLogger("pipeline.web")
 
 SOURCES = config_mod.REPO_ROOT / "web"  # the page's sources and its package.json / package-lock.json
+CONSTANTS = config_mod.REPO_ROOT / "runtime" / "preprocess.json"  # the preprocessing's constants, read by both
 PAGE_SUFFIXES = (".html", ".css", ".js")  # what of SOURCES the site serves
 PACKAGE = "onnxruntime-web"
 # What the wasm backend loads: ort.wasm.bundle.min.mjs bundles the emscripten glue
@@ -88,10 +90,11 @@ def models(cfg: config_mod.Config) -> list[Path]:
 
 
 def page_files(sources: Path = SOURCES) -> list[Path]:
+    """The page's files: web/'s HTML, CSS and JavaScript, and the runtime's preprocess.json beside them."""
     files = sorted(p for p in sources.iterdir() if p.is_file() and p.suffix in PAGE_SUFFIXES)
     if not any(p.name == "index.html" for p in files):
         raise stage.PipelineError(f"{sources} has no index.html")
-    return files
+    return [*files, CONSTANTS]
 
 
 def build(site: Path, files: list[Path]) -> list[dict]:

@@ -3,7 +3,7 @@
     from runtime import Classifier
     clf = Classifier()                          # artifacts/model.onnx, or the file named by $RUNTIME_MODEL
     clf.classify("digit.png").digit             # 7; also a PIL image or a numpy array
-    clf.classify_many(["a.png", "b.jpg"])       # batched; a failed image gives its PreprocessError in its place
+    clf.classify_many(paths, jobs=4)            # lazily, batched, in order; a failed image gives its PreprocessError
 
 How to feed the model (layout, dtype, scale and zero point, labels) comes from its ``metadata_props``
 (``runtime.metadata``) and is checked against its input signature when it is opened, so any of the
@@ -12,10 +12,13 @@ pipeline's ONNX artifacts works, fp32 or int8. A model that cannot be used raise
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
+import multiprocessing
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,18 +134,32 @@ class Classifier:
             raise result
         return result
 
-    def classify_many(self, images: Iterable) -> list[Prediction | PreprocessError]:
-        """Many images in batched runs; a failed image gives its PreprocessError in its place."""
-        results: list[Prediction | PreprocessError] = []
-        ready: list[tuple[int, np.ndarray]] = []
-        for image in images:
-            try:
-                ready.append((len(results), to_mnist(image)))
-                results.append(None)  # filled in below
-            except PreprocessError as e:
-                results.append(e)
-        if ready:
-            probabilities = self.predict(np.stack([x for _, x in ready]))
-            for (i, _), p in zip(ready, probabilities, strict=True):
-                results[i] = self.prediction(p)
-        return results
+    def classify_many(self, images: Iterable, jobs: int = 1) -> Iterator[Prediction | PreprocessError]:
+        """Many images, in input order, as they are done: a failed one gives its PreprocessError in its place
+        (an item that is a PreprocessError already is passed through). ``images`` is read a block at a time,
+        so memory stays bounded however many there are; ``jobs`` > 1 preprocesses in that many processes (spawned:
+        nothing of this one, onnxruntime's threads included, is copied), once there are more than BATCH images."""
+        block = BATCH * max(jobs, 1) * 2  # images in flight: enough to keep every process busy
+        items = iter(images)
+        with contextlib.ExitStack() as stack:
+            pool = None
+            while chunk := list(itertools.islice(items, block)):
+                if pool is None and jobs > 1 and len(chunk) > BATCH:  # fewer are done before processes start
+                    pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(jobs))
+                prepared = pool.map(_prepare, chunk, chunksize=4) if pool else [_prepare(image) for image in chunk]
+                yield from self._run(prepared)
+
+    def _run(self, prepared: list[np.ndarray | PreprocessError]) -> Iterator[Prediction | PreprocessError]:
+        ready = [x for x in prepared if not isinstance(x, PreprocessError)]
+        probabilities = iter(self.predict(np.stack(ready)) if ready else [])
+        for x in prepared:
+            yield x if isinstance(x, PreprocessError) else self.prediction(next(probabilities))
+
+
+def _prepare(image: object) -> np.ndarray | PreprocessError:
+    if isinstance(image, PreprocessError):
+        return image
+    try:
+        return to_mnist(image)
+    except PreprocessError as e:
+        return e

@@ -1,10 +1,12 @@
 """Classify digit images on the device, with onnxruntime, numpy and Pillow only.
 
-    python -m runtime.classify [--model PATH] [--top K] [--json] IMAGE_OR_DIR [...]
+    python -m runtime.classify [--model PATH] [--top K] [--json] [--jobs N] IMAGE_OR_DIR [...]
 
 Prints ``PATH: DIGIT (CONFIDENCE%)`` per image (and the next K-1 candidates with ``--top K``), or with
 ``--json`` one object per line: ``{"image", "digit", "confidence", "top": [[digit, prob], ...]}``, or
-``{"image", "error"}`` for an image that failed. A directory means every PNG/JPEG/BMP/GIF in it, sorted.
+``{"image", "error"}`` for an image that failed, as they are done and in input order (memory stays bounded
+over any number of images). A directory means every PNG/JPEG/BMP/GIF in it, sorted. ``--jobs N`` (default:
+every core) preprocesses in N processes.
 The model defaults to ``artifacts/model.onnx`` under the repo root, or the file named by $RUNTIME_MODEL.
 
 Exit status: 0 when every image was classified, 1 when any failed (the rest are still classified),
@@ -17,14 +19,14 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from runtime.classifier import MODEL_ENV, Classifier, ModelError, Prediction, default_model
 from runtime.preprocess import PreprocessError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")  # what a directory is searched for
-CHUNK = 64  # images preprocessed and run together: bounded memory, output as it comes
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,9 +49,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--top", type=int, default=1, metavar="K", help="also show the next K-1 candidates")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, metavar="N",
+                        help="processes that preprocess images (default: every core)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.top < 1:
         parser.error(f"--top must be at least 1, not {args.top}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
     return args
 
 
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     model = args.model or _relative(default_model())
     try:
-        return classify(Classifier(model), list(expand(args.images)), args.top, args.json)
+        return classify(Classifier(model), expand(args.images), args.top, args.json, args.jobs)
     except ModelError as e:
         print(f"{model}: error: {e.problem}", file=sys.stderr)
         return 2
@@ -105,22 +111,26 @@ def _relative(path: Path) -> Path:
         return path
 
 
-def classify(classifier: Classifier, items: list[tuple[str, str | None]], top: int, as_json: bool) -> int:
-    """Classify and print ``items`` from ``expand``, a chunk at a time; the exit status."""
+def classify(
+    classifier: Classifier, items: Iterable[tuple[str, str | None]], top: int, as_json: bool, jobs: int = 1
+) -> int:
+    """Classify and print ``items`` from ``expand`` as they are done, in order; the exit status."""
     failed = False
-    for start in range(0, len(items), CHUNK):
-        chunk = items[start : start + CHUNK]
-        todo = [image for image, error in chunk if error is None]
-        results = dict(zip(todo, classifier.classify_many(todo), strict=True))
-        for image, error in chunk:
-            result = results[image] if error is None else PreprocessError(error)
-            if isinstance(result, PreprocessError):
-                failed = True
-                print(f"{image}: error: {result}", file=sys.stderr)
-            line = render(image, result, top, as_json)
-            if line:
-                print(line)
-        sys.stdout.flush()
+    names: deque[str] = deque()  # of the images read but not printed yet: a block at most
+
+    def images() -> Iterator[str | PreprocessError]:
+        for image, error in items:
+            names.append(image)
+            yield image if error is None else PreprocessError(error)
+
+    for result in classifier.classify_many(images(), jobs):
+        image = names.popleft()
+        if isinstance(result, PreprocessError):
+            failed = True
+            print(f"{image}: error: {result}", file=sys.stderr)
+        line = render(image, result, top, as_json)
+        if line:
+            print(line, flush=True)
     return 1 if failed else 0
 
 

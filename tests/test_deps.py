@@ -84,15 +84,16 @@ def test_a_built_folder_has_nothing_to_do(built):
     assert plan(built) == []
 
 
-def test_touching_the_photo_cleaning_code_reruns_nothing(built):
-    assert plan(built, "--what-if=runtime/ink.py") == []
+def test_touching_the_photo_cleaning_code_reruns_only_its_measurement_and_the_report(built):
+    assert plan(built, "--what-if=runtime/ink.py") == ["images", "report"]
 
 
 def test_changing_the_accuracy_bar_reruns_deploy_and_what_renders_its_decision_only(built):
-    # and what is made from the deployed model and the decision: the report, and the web site that serves model.onnx
+    # and what is made from the deployed model and the decision: the report, the web site that serves model.onnx
+    # and the image path's measurement on it
     assert (
         set(plan(built, "SET=deploy.max_accuracy_drop=0.2"))
-        == {"deploy", "report", "web"}
+        == {"deploy", "images", "report", "web"}
         == {"deploy"} | after({"deploy.json"})
     )
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
 from runtime.preprocess import MAX_PIXELS, PreprocessError, mnist_to_float, to_mnist
-from tests import digits
+from tests import digits, user_images
+
+TIGHT_IMAGES = 200  # per tight-crop set
+TIGHT_RIGHT = 0.99  # share of them that must come out like the MNIST digit they were cut from
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,26 @@ def test_each_style_comes_out_like_the_mnist_digit_it_was_made_from(mnist, tmp_p
     cases = digits.write_style(style, mnist, 50, tmp_path)
     diffs = np.array([np.abs(to_mnist(path) - mnist["x_test"][i] / 255).mean() for i, (path, _) in enumerate(cases)])
     assert diffs.mean() < 0.065 and np.percentile(diffs, 90) < 0.1, (diffs.mean(), np.percentile(diffs, 90))
+
+
+@pytest.mark.parametrize("name", ["tight_bw", "tight_wb"])
+def test_tight_crops_come_out_like_their_digit(tmp_path, name):
+    """Ink touching 1-4 edges of the image, at 1-8x MNIST's scale, is the digit, not a border blob to drop."""
+    mnist = user_images.mnist_sample()
+    cases = user_images.make_set(name, mnist, TIGHT_IMAGES, tmp_path)
+    right = 0
+    for i, (path, _) in enumerate(cases):
+        with contextlib.suppress(PreprocessError):  # no digit found: not right
+            right += np.abs(to_mnist(path) - mnist["x_test"][i] / 255).mean() < 0.1
+    assert right >= TIGHT_RIGHT * len(cases), right
+
+
+def test_a_one_a_few_pixels_wide_is_a_digit():
+    """A tight crop of a 1 is much narrower than MIN_SIDE: only the longer side must reach it."""
+    img = Image.new("L", (5, 20), 255)
+    ImageDraw.Draw(img).line([(2, 0), (2, 19)], fill=0, width=2)
+    side, _, _ = shape_of(to_mnist(img))
+    assert side == 20
 
 
 def test_paths_pil_images_and_arrays_agree(samples, tmp_path):

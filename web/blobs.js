@@ -4,11 +4,11 @@
 //     const digit = blobMask(mask, width, height);   // Uint8Array 0/1 plane -> the digit's blobs only
 //
 // Blobs are 8-connected, found by union-find over the mask's row runs. When some blobs do not touch the
-// border, those that do along more than a fifth of its side, or from one side to the other, are dropped
+// border, those that do along more than BORDER_CONTACT of its side, or from one side to the other, are dropped
 // (a table, the paper's edge, a shadow); then specks go: blobs under SPECK x the largest one's area,
 // outside the box of the bigger ones.
 
-export const SPECK = 0.05;
+import { K } from "./constants.js";
 
 const maxOf = (values) => values.reduce((m, v) => Math.max(m, v), -Infinity);
 
@@ -72,12 +72,12 @@ export function blobMask(mask, width, height) {
     rows[i] === 0 || rows[i] === height - 1 ? ends[i] - starts[i] : (starts[i] === 0) + (ends[i] === width),
   );
   const largest = maxOf(area);
-  if (area.some((a, b) => a >= SPECK * largest && contact[b] === 0)) {
+  if (area.some((a, b) => a >= K.SPECK * largest && contact[b] === 0)) {
     for (let b = 0; b < n; b++) {
-      if (contact[b] > Math.min(height, width) / 5 || (top[b] && bottom[b]) || (left[b] && right[b])) area[b] = 0;
+      if (contact[b] > K.BORDER_CONTACT * Math.min(height, width) || (top[b] && bottom[b]) || (left[b] && right[b])) area[b] = 0;
     }
   }
-  const bigArea = SPECK * maxOf(area);
+  const bigArea = K.SPECK * maxOf(area);
   const big = roots.map((b) => area[b] >= bigArea && area[b] > 0);
   const box = { top: Infinity, bottom: -Infinity, left: Infinity, right: -Infinity };
   for (let i = 0; i < n; i++) {

@@ -1,7 +1,7 @@
 // The numpy operations runtime/ink.py leans on, with numpy's exact definitions (for parity with the runtime).
 //
 //     import { median, percentile, otsu, rank } from "./numeric.js";
-//     otsu(values);                          // np.histogram + Otsu's threshold, as runtime/ink.py's _otsu
+//     otsu(values);                          // Otsu's threshold over 256 bins, as runtime/ink.py's _otsu
 //     rank(plane, w, h, 5, "max");           // runtime/ink.py's _rank: a k x k max/min/mean, edges replicated
 //
 // Planes are row-major typed arrays of one channel; medians and percentiles sort a copy.
@@ -71,32 +71,29 @@ export function percentile(values, q) {
   return t >= 0.5 ? high - diff * (1 - t) : low + diff * t;
 }
 
-// The threshold that best splits the values' 256-bin histogram over [0, max] into two classes (Otsu 1979).
+// The threshold that best splits the values' 256-bin histogram over [0, max] into two classes (Otsu 1979),
+// as runtime/ink.py's _otsu: bin floor(v * 256 / max) (float32 arithmetic for a Float32Array), the last bin
+// closed; the threshold is the centre of the best bin.
 export function otsu(values) {
   let top = 1e-6;
   for (let i = 0; i < values.length; i++) top = Math.max(top, values[i]);
   const bins = 256;
-  const edges = Float64Array.from({ length: bins + 1 }, (_, i) => (i === bins ? top : i * (top / bins)));
+  const f32 = values instanceof Float32Array;
+  const scale = f32 ? Math.fround(bins / top) : bins / top;
   const hist = new Float64Array(bins);
-  let count = 0;
   for (let n = 0; n < values.length; n++) {
-    const v = values[n];
-    if (!(v >= 0 && v <= top)) continue;
-    let i = Math.trunc((v / top) * bins);
-    if (i === bins) i -= 1;
-    if (v < edges[i]) i -= 1;
-    if (v >= edges[i + 1] && i !== bins - 1) i += 1;
-    hist[i] += 1;
-    count += 1;
+    const v = f32 ? Math.fround(values[n] * scale) : values[n] * scale;
+    hist[Math.min(Math.trunc(v), bins - 1)] += 1;
   }
+  const centre = (i) => (i + 0.5) * (top / bins);
   let w0 = 0;
   let m0 = 0;
   const w = new Float64Array(bins);
   const m = new Float64Array(bins);
   for (let i = 0; i < bins; i++) {
-    const p = hist[i] / count;
+    const p = hist[i] / values.length;
     w[i] = w0 += p;
-    m[i] = m0 += p * ((edges[i] + edges[i + 1]) / 2);
+    m[i] = m0 += p * centre(i);
   }
   let best = 0;
   let bestValue = -Infinity;
@@ -107,7 +104,7 @@ export function otsu(values) {
     else if (between === Infinity) between = Number.MAX_VALUE;
     if (between > bestValue) [best, bestValue] = [i, between];
   }
-  return (edges[best] + edges[best + 1]) / 2;
+  return centre(best);
 }
 
 // One line of a max or min filter of width k over `line` (already padded by k >> 1 at each end), in

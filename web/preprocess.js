@@ -3,46 +3,80 @@
 //     import { toMnist } from "./preprocess.js";
 //     const pixels = await toMnist(fileOrBlobOrImageData);  // Float32Array(784) in [0, 1], white ink on black
 //
-// The steps and constants of runtime/preprocess.py (its docstring says why): decode (the size checked
-// first; a big JPEG reduced by a power of two as Pillow's draft mode does), reduce to WORK_SIZE with
-// Pillow's box filter (alpha premultiplied), find the ink (ink.js), crop to it, thicken a thin pen, scale
-// the longer side to 20 px with Pillow's Lanczos filter and place the centre of mass at (14, 14).
-// The browser decodes the file: no colour management, like Pillow; 16-bit images come out 8-bit.
+// The steps of runtime/preprocess.py and runtime/decode.py (their docstrings say why), with the constants of
+// runtime/preprocess.json: decode (the size checked first; a big JPEG reduced by a power of two as Pillow's
+// draft mode does), reduce by a whole factor to WORK_SIZE with Pillow's reduce (alpha premultiplied), find the
+// ink (ink.js), and a digit under DETAIL px once more on a region around it at more resolution; crop to it,
+// thicken a thin pen, scale the longer side to 20 px with Pillow's Lanczos filter and place the centre of mass
+// at (14, 14). The browser decodes the file: no colour management, like Pillow; 16-bit images come out 8-bit.
 
 import { PreprocessError, ink, minusPaper, ontoPaper } from "./ink.js";
 import { mapTo, rank, rint, strokeWidth } from "./numeric.js";
-import { resize8, resizeFloat } from "./resample.js";
+import { resizeFloat } from "./resample.js";
+import { K } from "./constants.js";
 
 export { PreprocessError };
-export const MAX_PIXELS = 40_000_000;
-export const MIN_SIDE = 8;
-export const WORK_SIZE = 384;
-export const BOX = 20;
-export const SIZE = 28;
-export const THIN = 1.2;
-export const STROKE = 1.8;
 const f32 = Math.fround;
 
 export async function toMnist(source) {
-  const { image, alpha } =
+  const decoded =
     typeof ImageData !== "undefined" && source instanceof ImageData ? fromImageData(source) : await load(source);
-  return mnistFromPixels(image, alpha);
+  return mnistFromSource(decoded);
 }
 
-// Float pixels {width, height, channels, data} and alpha (or null), as runtime.preprocess.load gives them.
-export function mnistFromPixels(image, alpha) {
+// A decoded image {planes: [r, g, b, a] Uint8Arrays, width, height} -> the 28x28 (runtime.preprocess.to_mnist).
+export function mnistFromSource(source) {
+  let { image, alpha, factor } = region(source, null, K.WORK_SIZE);
+  let inked = find(image, alpha);
+  const box = inkBox(inked, image.width, image.height);
+  const longest = Math.max(box[2] - box[0], box[3] - box[1]);
+  if (longest < K.DETAIL && factor > 1) {
+    const grown = around(box, Math.max(Math.floor(longest / 2), 2), factor, source);
+    const want = Math.floor((Math.max(grown[2] - grown[0], grown[3] - grown[1]) * K.DETAIL_SIZE) / (longest * factor));
+    ({ image, alpha } = region(source, grown, Math.max(want, 1)));
+    inked = find(image, alpha);
+  }
+  return centre(crop(inked, image.width, image.height));
+}
+
+// RGBA bytes (as ImageData holds them) -> the 28x28; `draft` > 1 reduces them first as a JPEG's draft mode would.
+export function mnistFromRgba(rgba, width, height, draft = 1) {
+  checkSize(width, height);
+  return mnistFromSource(fromRgba(rgba, width, height, draft));
+}
+
+function find(image, alpha) {
   const { distance, noise } = minusPaper(ontoPaper(image, alpha));
-  return centre(crop(ink(distance, noise, image.width, image.height), image.width, image.height));
+  return ink(distance, noise, image.width, image.height);
+}
+
+// The ink's bounding box: left, top, right, bottom (exclusive).
+function inkBox(inked, width, height) {
+  let [top, bottom, left, right] = [height, -1, width, -1];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (inked[y * width + x] === 0) continue;
+      [top, bottom] = [Math.min(top, y), Math.max(bottom, y)];
+      [left, right] = [Math.min(left, x), Math.max(right, x)];
+    }
+  }
+  return [left, top, right + 1, bottom + 1];
+}
+
+// `box` of the reduced image grown by `grow` px on each side, in the full image's pixels, within it.
+function around(box, grow, factor, { width, height }) {
+  const [left, top, right, bottom] = box.map((v, i) => (v + (i < 2 ? -grow : grow)) * factor);
+  return [Math.max(left, 0), Math.max(top, 0), Math.min(right, width), Math.min(bottom, height)];
 }
 
 function checkSize(width, height) {
-  if (width * height > MAX_PIXELS) {
+  if (width * height > K.MAX_PIXELS) {
     throw new PreprocessError(
-      `image too large: ${width}x${height} pixels (the limit is ${MAX_PIXELS.toLocaleString("en")})`,
+      `image too large: ${width}x${height} pixels (the limit is ${K.MAX_PIXELS.toLocaleString("en")})`,
     );
   }
-  if (Math.min(width, height) < MIN_SIDE) {
-    throw new PreprocessError(`image too small: ${width}x${height} pixels (at least ${MIN_SIDE}x${MIN_SIDE})`);
+  if (Math.max(width, height) < K.MIN_SIDE) {
+    throw new PreprocessError(`image too small: ${width}x${height} pixels (at least ${K.MIN_SIDE} px on the longer side)`);
   }
 }
 
@@ -95,7 +129,7 @@ export function fromImageData(imageData) {
 // The DCT scale Pillow's JpegImageFile.draft picks for (WORK_SIZE, WORK_SIZE): the largest of 8, 4, 2
 // that keeps both sides at least WORK_SIZE.
 function draftScale(width, height) {
-  const scale = Math.min(Math.floor(width / WORK_SIZE), Math.floor(height / WORK_SIZE));
+  const scale = Math.min(Math.floor(width / K.WORK_SIZE), Math.floor(height / K.WORK_SIZE));
   return [8, 4, 2, 1].find((s) => scale >= s);
 }
 
@@ -124,15 +158,33 @@ function reduceBy(rgbaPlanes, width, height, s) {
   return { planes: out, width: w, height: h };
 }
 
-// Pillow's Image.resize of an RGBA image: premultiplied (RGBa) while resizing, then unpremultiplied.
-function resizeRgba([r, g, b, a], width, height, w, h) {
+// Pillow's Image.reduce of one 8-bit plane: each factor x factor block's mean in its fixed point, the last
+// blocks partial: ((sum + n / 2) * floor(2^24 / n)) >> 24.
+function reducePlane(plane, width, height, factor) {
+  const [w, h] = [Math.ceil(width / factor), Math.ceil(height / factor)];
+  const out = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const [y0, y1] = [y * factor, Math.min(height, (y + 1) * factor)];
+    for (let x = 0; x < w; x++) {
+      const [x0, x1] = [x * factor, Math.min(width, (x + 1) * factor)];
+      let sum = 0;
+      for (let yy = y0; yy < y1; yy++) for (let xx = x0; xx < x1; xx++) sum += plane[yy * width + xx];
+      const n = (y1 - y0) * (x1 - x0);
+      out[y * w + x] = Math.floor(((sum + (n >> 1)) * Math.floor(16777216 / n)) / 16777216);
+    }
+  }
+  return out;
+}
+
+// Image.reduce of an RGBA image: premultiplied (RGBa) while reducing, then unpremultiplied, as Pillow does.
+function reduceRgba([r, g, b, a], width, height, factor) {
   const translucent = a.some((v) => v < 255);
   const muldiv255 = (v, alpha) => {
     const t = v * alpha + 128;
     return ((t >> 8) + t) >> 8;
   };
   const colours = translucent ? [r, g, b].map((p) => p.map((v, i) => muldiv255(v, a[i]))) : [r, g, b];
-  const small = [...colours, a].map((p) => resize8(p, width, height, w, h, "box"));
+  const small = [...colours, a].map((p) => reducePlane(p, width, height, factor));
   if (translucent) {
     const alpha = small[3];
     for (const p of small.slice(0, 3)) {
@@ -144,24 +196,37 @@ function resizeRgba([r, g, b, a], width, height, w, h) {
   return small;
 }
 
+// The decoded image, its planes split (and, for a JPEG, reduced by its draft scale).
 export function fromRgba(rgba, width, height, draft = 1) {
   let rgbaPlanes = planes(rgba, width * height);
   if (draft > 1) ({ planes: rgbaPlanes, width, height } = reduceBy(rgbaPlanes, width, height, draft));
-  if (Math.max(width, height) > WORK_SIZE) {
-    const scale = WORK_SIZE / Math.max(width, height);
-    const [w, h] = [Math.max(1, rint(width * scale)), Math.max(1, rint(height * scale))];
-    rgbaPlanes = resizeRgba(rgbaPlanes, width, height, w, h);
-    [width, height] = [w, h];
+  return { planes: rgbaPlanes, width, height };
+}
+
+// runtime.decode.Source.region: `box` (left, top, right, bottom; null: all) reduced by the smallest whole factor
+// that brings its longer side to `longest`, as float pixels {width, height, channels, data} and alpha (or null).
+function region(source, box, longest) {
+  const [left, top, right, bottom] = box ?? [0, 0, source.width, source.height];
+  let [width, height] = [right - left, bottom - top];
+  const factor = Math.max(1, Math.ceil(Math.max(width, height) / longest));
+  let cut = source.planes.map((p) => {
+    const out = new Uint8Array(width * height);
+    for (let y = 0; y < height; y++) out.set(p.subarray((top + y) * source.width + left, (top + y) * source.width + right), y * width);
+    return out;
+  });
+  if (factor > 1) {
+    cut = reduceRgba(cut, width, height, factor);
+    [width, height] = [Math.ceil(width / factor), Math.ceil(height / factor)];
   }
   const n = width * height;
-  const [r, g, b, a] = rgbaPlanes.map((p) => mapTo(Float32Array, p, (v) => v / 255));
+  const [r, g, b, a] = cut.map((p) => mapTo(Float32Array, p, (v) => v / 255));
   let grey = true;
   const limit = f32(2 / 255);
   for (let i = 0; i < n && grey; i++) grey = Math.abs(f32(g[i] - r[i])) < limit && Math.abs(f32(b[i] - r[i])) < limit;
   const data = grey ? r : new Float32Array(n * 3);
   if (!grey) for (let i = 0; i < n; i++) [data[3 * i], data[3 * i + 1], data[3 * i + 2]] = [r[i], g[i], b[i]];
   const opaque = a.every((v) => !(v < f32(254 / 255)));
-  return { image: { width, height, channels: grey ? 1 : 3, data }, alpha: opaque ? null : a };
+  return { image: { width, height, channels: grey ? 1 : 3, data }, alpha: opaque ? null : a, factor };
 }
 
 // The ink's bounding box; a pen much thinner than MNIST's (relative to the digit's size) is thickened.
@@ -178,13 +243,13 @@ function crop(inked, width, height) {
   let out = new Float32Array(w * h);
   for (let y = 0; y < h; y++) out.set(inked.subarray((top + y) * width + left, (top + y) * width + left + w), y * w);
   const stroke = strokeWidth(
-    mapTo(Uint8Array, out, (v) => (v > f32(0.35) ? 1 : 0)),
+    mapTo(Uint8Array, out, (v) => (v > f32(K.INK_CUT) ? 1 : 0)),
     w,
     h,
   );
   const length = Math.max(w, h);
-  if ((stroke * BOX) / length < THIN) {
-    const k = 1 + 2 * rint(((STROKE * length) / BOX - stroke) / (1 - STROKE / BOX) / 2);
+  if ((stroke * K.BOX) / length < K.THIN) {
+    const k = 1 + 2 * rint(((K.STROKE * length) / K.BOX - stroke) / (1 - K.STROKE / K.BOX) / 2);
     if (k > 1) {
       const m = k >> 1;
       const padded = new Float32Array((w + 2 * m) * (h + 2 * m));
@@ -196,9 +261,9 @@ function crop(inked, width, height) {
   return { plane: out, width: w, height: h };
 }
 
-// Scale the longer side to BOX px (Lanczos) and place the centre of mass at (14, 14) of 28x28.
+// Scale the longer side to K.BOX px (Lanczos) and place the centre of mass at (14, 14) of 28x28.
 function centre({ plane, width: w, height: h }) {
-  const scale = BOX / Math.max(h, w);
+  const scale = K.BOX / Math.max(h, w);
   const [sw, sh] = [Math.max(1, rint(w * scale)), Math.max(1, rint(h * scale))];
   const digit = sw === w && sh === h ? plane : resizeFloat(plane, w, h, sw, sh, "lanczos");
   let [mass, my, mx] = [0, 0, 0];
@@ -210,12 +275,12 @@ function centre({ plane, width: w, height: h }) {
       mx += x * v;
     }
   }
-  const top = rint(SIZE / 2 - my / mass);
-  const left = rint(SIZE / 2 - mx / mass);
-  const out = new Float32Array(SIZE * SIZE);
-  for (let y = Math.max(top, 0); y < Math.min(top + sh, SIZE); y++) {
-    for (let x = Math.max(left, 0); x < Math.min(left + sw, SIZE); x++)
-      out[y * SIZE + x] = digit[(y - top) * sw + x - left];
+  const top = rint(K.SIZE / 2 - my / mass);
+  const left = rint(K.SIZE / 2 - mx / mass);
+  const out = new Float32Array(K.SIZE * K.SIZE);
+  for (let y = Math.max(top, 0); y < Math.min(top + sh, K.SIZE); y++) {
+    for (let x = Math.max(left, 0); x < Math.min(left + sw, K.SIZE); x++)
+      out[y * K.SIZE + x] = digit[(y - top) * sw + x - left];
   }
   return out;
 }

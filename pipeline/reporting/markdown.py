@@ -10,7 +10,7 @@ which this document embeds); ``targets_table`` and ``per_class_table`` serve the
 from __future__ import annotations
 
 from pipeline.core import rules
-from pipeline.reporting import clustering, cortex_m, matrix
+from pipeline.reporting import clustering, cortex_m, images, matrix
 from pipeline.reporting.text import table
 
 
@@ -157,6 +157,7 @@ def markdown(report: dict) -> str:
         (
             matrix.section(report.get("parity")),
             cortex_m.section(report.get("firmware"), report.get("mcu")),
+            images.section(report.get("images")),
             sensitivity_section(report),
             clustering.section(report),
             sweep_section(report),
