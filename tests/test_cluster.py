@@ -19,18 +19,9 @@ from pipeline import data as data_mod
 from pipeline.core import stage
 from pipeline.measure import palette, runners
 from pipeline.nn import model
+from tests.separable import separable
 
 K = 4  # centroids: below the 9 weights of a 3x3 single-input conv channel, so every layer is clustered
-
-
-def separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Class k lights up its own band of rows: a few steps separate them."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = rng.random((n, 28, 28, 1), np.float32) * 0.2
-    for i, k in enumerate(y):
-        x[i, 2 + 2 * k : 4 + 2 * k, 4:24, 0] = 1.0
-    return x, y
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,9 @@ from pipeline import data as data_mod
 from pipeline.core import stage
 from pipeline.nn import model
 from runtime.metadata import ModelSpec
+from tests.separable import separable
 
 N = 300  # images per split
-
-
-def separable(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n)
-    x = rng.random((n, 28, 28, 1), np.float32) * 0.2
-    for i, k in enumerate(y):
-        x[i, 2 + 2 * k : 4 + 2 * k, 4:24, 0] = 1.0
-    return x, y
 
 
 @pytest.fixture(scope="module")

@@ -231,14 +231,8 @@ function region(source, box, longest) {
 
 // The ink's bounding box; a pen much thinner than MNIST's (relative to the digit's size) is thickened.
 function crop(inked, width, height) {
-  let [top, bottom, left, right] = [height, -1, width, -1];
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (inked[y * width + x] === 0) continue;
-      [top, bottom] = [Math.min(top, y), Math.max(bottom, y)];
-      [left, right] = [Math.min(left, x), Math.max(right, x)];
-    }
-  }
+  const [left, top, right1, bottom1] = inkBox(inked, width, height);
+  const [right, bottom] = [right1 - 1, bottom1 - 1];
   let [w, h] = [right - left + 1, bottom - top + 1];
   let out = new Float32Array(w * h);
   for (let y = 0; y < h; y++) out.set(inked.subarray((top + y) * width + left, (top + y) * width + left + w), y * w);
