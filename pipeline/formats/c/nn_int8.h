@@ -27,11 +27,12 @@ typedef struct {
 
 /* 2-D convolution (VALID, stride 1) fused with a 2x2, stride-2 max-pool: each pooled output is the
  * requantised, clamped max of four conv accumulators, so the conv output itself is never stored.
- * in: [h][w][c]; filter: [oc][nn_conv_depth(k, c)], each filter's [k][k][c] values then zeros;
- * bias: [oc] with the input offset folded in (codegen.py: bias + offset * the filter's sum);
- * scratch: nn_conv_scratch_words(k, c) words for the DSP path's widened windows (the plain C path
- * leaves it alone);
- * out: [(h-k+1)/2][(w-k+1)/2][oc]. The _u8 form reads uint8 input whose quantised value is the byte
+ * in: [h][w][c]; filter: [oc][nn_conv_depth(k, c)], each filter as each of its k rows' whole words
+ * (k * c values rounded down to a multiple of 4), then the rows' leftover values, zero-padded to a
+ * multiple of 4 (codegen.py's filter_order); bias: [oc] with the input offset folded in (bias +
+ * offset * the filter's sum); scratch: nn_conv_scratch_words(k, c) words, 4-byte aligned, for the
+ * DSP path's widened windows (the plain C path leaves it alone); out: [(h-k+1)/2][(w-k+1)/2][oc],
+ * which may begin before `in` and overlap it where codegen's arena plan allows. The _u8 form reads uint8 input whose quantised value is the byte
  * plus the input zero point (MNIST pixels against a 1/255 scale): the byte is the (q - zero point)
  * the accumulation needs. */
 int nn_conv_depth(int k, int c);
