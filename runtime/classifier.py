@@ -19,6 +19,8 @@ import multiprocessing
 import os
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,9 +147,17 @@ class Classifier:
             pool = None
             while chunk := list(itertools.islice(items, block)):
                 if pool is None and jobs > 1 and len(chunk) > BATCH:  # fewer are done before processes start
-                    pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(jobs))
-                prepared = pool.map(_prepare, chunk, chunksize=4) if pool else [_prepare(image) for image in chunk]
-                yield from self._run(prepared)
+                    spawn = multiprocessing.get_context("spawn")
+                    pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=spawn))
+                prepared = None
+                if pool:
+                    try:
+                        prepared = list(pool.map(_prepare, chunk, chunksize=4))
+                    except BrokenProcessPool:  # e.g. under qemu-user, which cannot start a new interpreter
+                        log.warning("preprocessing processes could not start or died; going on in this one")
+                        jobs = 1
+                        pool = None
+                yield from self._run(prepared if prepared is not None else [_prepare(image) for image in chunk])
 
     def _run(self, prepared: list[np.ndarray | PreprocessError]) -> Iterator[Prediction | PreprocessError]:
         ready = [x for x in prepared if not isinstance(x, PreprocessError)]
