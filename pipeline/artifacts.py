@@ -317,20 +317,8 @@ ARTIFACTS: tuple[Artifact, ...] = (
         FromTflite(passes=("uint8_offset",)),
         "the structured QAT model, int8 (as uint8: exact on every CPU)",
     ),
-    Artifact(
-        "structured_cqat_int8.onnx",
-        "structured_cqat_int8.tflite",
-        "int8",
-        FromTflite(passes=("uint8_offset",)),
-        "the CQAT model, int8 (as uint8: exact on every CPU)",
-    ),
-    Artifact(
-        "pruned_pcqat_int8.onnx",
-        "pruned_pcqat_int8.tflite",
-        "int8",
-        FromTflite(passes=("uint8_offset",)),
-        "the PCQAT model, int8 (as uint8: exact on every CPU)",
-    ),
+    # The CQAT and PCQAT models have no ONNX twin yet: on the smoke profile theirs were not bit-exact
+    # with LiteRT and across CPU tiers (the parity tests), which the other int8 ONNX files are.
     Artifact(
         "structured_w8.onnx",
         "structured_fp32.onnx",

@@ -106,7 +106,7 @@ def test_each_style_is_classified(classifier, styled, mnist, style):
 
 def test_the_api_takes_paths_images_and_arrays(classifier, good):
     path, digit = good
-    predictions = classifier.classify_many([path, str(path), Image.open(path), np.asarray(Image.open(path))])
+    predictions = list(classifier.classify_many([path, str(path), Image.open(path), np.asarray(Image.open(path))]))
     assert [p.digit for p in predictions] == [digit] * 4
     top = predictions[0].top
     assert predictions[0].confidence == top[0][1] and len(top) == 10 and abs(sum(p for _, p in top) - 1) < 0.02
