@@ -78,9 +78,19 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     ink = _digit(distance > max(_otsu(distance), K["NOISE_SIGMAS"] * _spread(distance)))  # surely ink, not a shadow
     if ink.sum() < 3:
         return distance, _sigma(distance)
+    stroke = _stroke_width(ink)
+    if not uneven and _shadowed(distance[ink], stroke, min(h, w)):
+        uneven, ink = True, ink & (distance > _otsu(distance[ink]))  # the ink's colour is that of its upper level
     axis = residual[ink].mean(0)  # the ink's colour, seen from the paper
     along = residual @ (axis / max(float(np.linalg.norm(axis)), 1e-6)) / np.sqrt(c)
-    return _unshade(along, _stroke_width(ink), uneven)
+    return _unshade(along, stroke, uneven)
+
+
+def _shadowed(surely: np.ndarray, stroke: float, side: int) -> bool:
+    """Whether what stands out of a flat paper (``surely``: its distances) is mostly a shadow with the ink in it:
+    wider than strokes can be, and under SHADOW_SHARE of it past Otsu's cut between its own two levels. A quadratic
+    surface cannot follow a shadow's edge, so the paper looked flat; a tight crop is wide too, but mostly full ink."""
+    return stroke > side / K["WIDE_STROKE"] and float(np.mean(surely > _otsu(surely))) < K["SHADOW_SHARE"]
 
 
 def _share(sample: np.ndarray, terms: np.ndarray, coef: np.ndarray, tolerance: float) -> float:

@@ -61,10 +61,17 @@ export function minusPaper(image) {
   const { residual, squares } = minusFit(image, coef, ax, ay);
   const distance = mapTo(Float32Array, squares, (s) => Math.sqrt(f32(s / c)));
   const surely = blobMask(threshold(distance, Math.max(otsu(distance), K.NOISE_SIGMAS * spread(distance, w, h))), w, h);
+  const stroke = strokeWidth(surely, w, h);
+  let [shaded, coloured] = [uneven, surely];
+  const levels = Float32Array.from(where(distance, surely));
+  if (!uneven && shadowed(levels, stroke, Math.min(w, h))) {
+    const upper = threshold(distance, otsu(levels));
+    [shaded, coloured] = [true, surely.map((v, i) => v & upper[i])];
+  }
   let count = 0;
   const inkColour = new Float64Array(c);
   for (let i = 0; i < w * h; i++) {
-    if (!surely[i]) continue;
+    if (!coloured[i]) continue;
     count++;
     for (let ch = 0; ch < c; ch++) inkColour[ch] += residual[i * c + ch];
   }
@@ -78,7 +85,16 @@ export function minusPaper(image) {
     for (let ch = 0; ch < c; ch++) s = f32(s + f32(residual[i * c + ch] * unit[ch]));
     along[i] = s / Math.sqrt(c);
   }
-  return unshade(along, strokeWidth(surely, w, h), uneven, w, h);
+  return unshade(along, stroke, shaded, w, h);
+}
+
+// Whether what stands out of a flat paper (its distances: levels) is mostly a shadow with the ink in it.
+function shadowed(levels, stroke, side) {
+  if (!(stroke > side / K.WIDE_STROKE) || levels.length === 0) return false;
+  const cut = f32(otsu(levels));
+  let upper = 0;
+  for (const v of levels) upper += v > cut;
+  return upper / levels.length < K.SHADOW_SHARE;
 }
 
 // The values where the mask is set, as values[mask] in numpy.
