@@ -109,7 +109,7 @@ def _unshade(along: np.ndarray, stroke: float, uneven: bool) -> tuple[np.ndarray
     if uneven and (wide or _spread(along, wide=True) > 2 * _grain(along) + K["NOISY"]) and k < min(along.shape) // 4:
         smooth = _rank(along, 3, np.mean)  # the opening of noise would sit well under the paper
         along = along - _rank(_rank(smooth, k, np.min), k, np.max)
-        along -= np.median(along)  # the paper back at 0
+        along -= _median(along)  # the paper back at 0
     return along.clip(0, None), _sigma(along)
 
 
@@ -122,7 +122,7 @@ def _spread(a: np.ndarray, wide: bool = False) -> float:
     """The paper's spread: MAD_SIGMA x median |x| is sigma for Gaussian noise; pixels far out (ink) don't count,
     nor, unless ``wide`` (which keeps a shadow in), those past Otsu's cut (an image mostly ink)."""
     d = np.abs(a[::2, ::2])  # a quarter of the pixels tell it as well
-    return K["MAD_SIGMA"] * float(np.median(d[d <= (_tolerance(d) if wide else min(_tolerance(d), _otsu(d)))]))
+    return K["MAD_SIGMA"] * _median(d[d <= (_tolerance(d) if wide else min(_tolerance(d), _otsu(d)))])
 
 
 def _grain(a: np.ndarray) -> float:
@@ -133,15 +133,22 @@ def _grain(a: np.ndarray) -> float:
     found = []
     for n, scale in ((1, np.sqrt(2)), (2, np.sqrt(6))):  # the spread of a difference of n + 1 noisy pixels
         step = np.diff(rows, n=n, axis=1)
-        found.append(K["MAD_SIGMA"] * float(np.median(_rms(step) if step.ndim == 3 else np.abs(step))) / scale)
+        found.append(K["MAD_SIGMA"] * _median(_rms(step) if step.ndim == 3 else np.abs(step)) / scale)
     return min(found)
 
 
 def _stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width of a mask, px: 2 x area / perimeter."""
-    mask = np.pad(mask, 1)
+    mask = _pad(mask, 1)
     perimeter = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
     return 2 * np.count_nonzero(mask) / max(perimeter, 1)
+
+
+def _pad(a: np.ndarray, r: int) -> np.ndarray:
+    """``np.pad(a, r)`` of a 2-D array (zeros around it), without its overhead."""
+    out = np.zeros((a.shape[0] + 2 * r, a.shape[1] + 2 * r), a.dtype)
+    out[r : r + a.shape[0], r : r + a.shape[1]] = a
+    return out
 
 
 def _axis(n: int) -> np.ndarray:
@@ -158,8 +165,31 @@ def _rms(a: np.ndarray) -> np.ndarray:
     return np.sqrt(squares / a.shape[-1])
 
 
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of all of ``a``'s values, without its overhead (a third of its time on arrays this small)."""
+    a = a.ravel()
+    if a.size == 0:
+        return float("nan")
+    k = a.size // 2
+    if a.size % 2:
+        return float(np.partition(a, k)[k])
+    low, high = np.partition(a, (k - 1, k))[k - 1 : k + 1]
+    return float((low + high) / 2)
+
+
+def _upper_quartile(a: np.ndarray) -> float:
+    """``np.percentile(a, 75)`` (linear, with numpy's two-sided lerp) of a non-empty array, without its overhead."""
+    a = a.ravel()
+    index = 0.75 * (a.size - 1)
+    below = int(index)
+    t = index - below
+    low, high = np.partition(a, (below, min(below + 1, a.size - 1)))[[below, min(below + 1, a.size - 1)]]
+    diff = high - low
+    return float(high - diff * (1 - t) if t >= 0.5 else low + diff * t)
+
+
 def _tolerance(d: np.ndarray) -> float:
-    return max(K["TOLERANCE_SIGMAS"] * K["MAD_SIGMA"] * float(np.median(d)), K["TOLERANCE_MIN"])
+    return max(K["TOLERANCE_SIGMAS"] * K["MAD_SIGMA"] * _median(d), K["TOLERANCE_MIN"])
 
 
 def _ink(distance: np.ndarray, noise: float) -> np.ndarray:
@@ -170,7 +200,7 @@ def _ink(distance: np.ndarray, noise: float) -> np.ndarray:
         grey = Image.fromarray(np.rint(distance * (255 / top)).astype(np.uint8)).filter(ImageFilter.MedianFilter(3))
         distance = np.asarray(grey, np.float32) * (top / 255)
     above = distance[distance > max(_otsu(distance), floor)]
-    full = float(np.percentile(above, 75)) if above.size else 0.0  # the ink's own level
+    full = _upper_quartile(above) if above.size else 0.0  # the ink's own level
     if full < max(K["MIN_CONTRAST"], 1.5 * floor):
         if float(distance.max()) < K["MIN_CONTRAST"]:
             raise PreprocessError("no digit found (the image is blank or nearly uniform)")
@@ -179,7 +209,7 @@ def _ink(distance: np.ndarray, noise: float) -> np.ndarray:
     digit = _digit(distance > floor + K["INK_CUT"] * (full - floor))
     if digit.sum() < max(3, 2e-4 * digit.size):
         raise PreprocessError("no digit found (only specks differ from the background)")
-    full = max(float(np.percentile(distance[digit], 75)), 2 * floor)  # the digit's own level, not the table's
+    full = max(_upper_quartile(distance[digit]), 2 * floor)  # the digit's own level, not the table's
     return ((distance - floor) / (full - floor)).clip(0, 1).astype(np.float32) * _rank(digit, K["MASK_GROW"])
 
 
@@ -192,7 +222,7 @@ def _otsu(x: np.ndarray) -> float:
     w0, m0 = np.cumsum(p), np.cumsum(p * centres)
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (m0[-1] * w0 - m0) ** 2 / (w0 * (1 - w0))
-    return float(centres[np.nanargmax(np.nan_to_num(between))])
+    return float(centres[np.argmax(np.fmax(between, 0))])  # 0/0 (an empty class) counts as 0
 
 
 def _rank(a: np.ndarray, k: int, reduce=np.max) -> np.ndarray:
@@ -200,8 +230,8 @@ def _rank(a: np.ndarray, k: int, reduce=np.max) -> np.ndarray:
     replicated: the columns' windows first, then the rows', each a running reduction over k shifted views."""
     r = k // 2
     for axis in (0, 1):
-        padded = np.pad(a, [(r, r) if i == axis else (0, 0) for i in range(a.ndim)], mode="edge")
         n = a.shape[axis]
+        padded = a.take(np.arange(-r, n + r).clip(0, n - 1), axis)  # edges replicated
         views = [padded[i : i + n] if axis == 0 else padded[:, i : i + n] for i in range(k)]
         if reduce is np.mean:
             a = np.add.reduce(views, dtype=np.float64) / k
