@@ -107,8 +107,10 @@ def _unshade(along: np.ndarray, stroke: float, uneven: bool) -> tuple[np.ndarray
     stroke = min(stroke, side / K["WIDE_STROKE"])  # ... which must not make the window wide
     k = 2 * round(max(K["TOPHAT_STROKES"] * stroke, side / K["TOPHAT_FRACTION"])) + 1  # px, odd
     if uneven and (wide or _spread(along, wide=True) > 2 * _grain(along) + K["NOISY"]) and k < min(along.shape) // 4:
-        smooth = _rank(along, 3, np.mean)  # the opening of noise would sit well under the paper
-        along = along - _rank(_rank(smooth, k, np.min), k, np.max)
+        # The top-hat of the 3x3 mean: an opening of the raw pixels would sit well under the paper (the minimum of
+        # noise), and the raw pixels less an opening of their mean leave a line along a sharp edge (a table's).
+        smooth = _rank(along, 3, np.mean)
+        along = smooth - _rank(_rank(smooth, k, np.min), k, np.max)
         along -= _median(along)  # the paper back at 0
     return along.clip(0, None), _sigma(along)
 

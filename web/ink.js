@@ -119,8 +119,9 @@ function unshade(along, stroke, uneven, w, h) {
   const k = 2 * rint(Math.max(K.TOPHAT_STROKES * stroke, side / K.TOPHAT_FRACTION)) + 1;
   const flatter = () => spread(along, w, h, true) > 2 * grain(along, w, h) + K.NOISY;
   if (uneven && (wide || flatter()) && k < Math.floor(side / 4)) {
-    const opened = rank(rank(rank(along, w, h, 3, "mean"), w, h, k, "min"), w, h, k, "max");
-    for (let i = 0; i < along.length; i++) along[i] -= opened[i];
+    const smooth = rank(along, w, h, 3, "mean");
+    const opened = rank(rank(smooth, w, h, k, "min"), w, h, k, "max");
+    for (let i = 0; i < along.length; i++) along[i] = smooth[i] - opened[i];
     const middle = median(along);
     for (let i = 0; i < along.length; i++) along[i] -= middle;
   }
