@@ -56,6 +56,7 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     flat[0] = np.median(np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]]), axis=0)
     grain = max(K["TOLERANCE_SIGMAS"] * _grain(grid), K["TOLERANCE_MIN"])
     coef, paper = flat, _share(sample - flat[0], grain)
+    explained = paper  # the share of the samples the best paper explains
     if paper < K["FLAT_SHARE"]:  # not flat enough: fit a surface
         y, x = np.meshgrid(_axis(h)[::step], _axis(w)[::step], indexing="ij")
         terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6).astype(np.float64)
@@ -66,7 +67,8 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
                 break
             a = terms[near]
             coef = np.linalg.lstsq(a.T @ a, a.T @ sample[near], rcond=None)[0]  # normal equations: 6x6, fast
-        if _share(sample - terms @ coef, grain) < paper + K["SURFACE_GAIN"]:
+        explained = max(paper, _share(sample - terms @ coef, grain))
+        if explained < paper + K["SURFACE_GAIN"]:
             coef = flat  # a flat paper explains it about as well (a tight crop: a surface would bend into the ink)
     uneven, coef = coef is not flat, coef.astype(np.float32)
     if not uneven:
@@ -77,20 +79,34 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     distance = _rms(residual)
     ink = _digit(distance > max(_otsu(distance), K["NOISE_SIGMAS"] * _spread(distance)))  # surely ink, not a shadow
     if ink.sum() < 3:
+        if explained < K["EXPLAINED_MIN"]:  # no paper explains the image, and the flat one hides the ink in its noise
+            return _either_way(residual.mean(-1).astype(np.float64), min(h, w) / K["WIDE_STROKE"])
         return distance, _sigma(distance)
     stroke = _stroke_width(ink)
-    if not uneven and _shadowed(distance[ink], stroke, min(h, w)):
-        uneven, ink = True, ink & (distance > _otsu(distance[ink]))  # the ink's colour is that of its upper level
+    if not uneven and stroke > min(h, w) / K["WIDE_STROKE"]:
+        upper = ink & (distance > _otsu(distance[ink]))  # above Otsu's cut between the stand-out's own two levels
+        if _shadowed(ink, upper, stroke):
+            uneven, ink = True, upper  # the ink's colour is that of its upper level
     axis = residual[ink].mean(0)  # the ink's colour, seen from the paper
     along = residual @ (axis / max(float(np.linalg.norm(axis)), 1e-6)) / np.sqrt(c)
     return _unshade(along, stroke, uneven)
 
 
-def _shadowed(surely: np.ndarray, stroke: float, side: int) -> bool:
-    """Whether what stands out of a flat paper (``surely``: its distances) is mostly a shadow with the ink in it:
-    wider than strokes can be, and under SHADOW_SHARE of it past Otsu's cut between its own two levels. A quadratic
-    surface cannot follow a shadow's edge, so the paper looked flat; a tight crop is wide too, but mostly full ink."""
-    return stroke > side / K["WIDE_STROKE"] and float(np.mean(surely > _otsu(surely))) < K["SHADOW_SHARE"]
+def _shadowed(surely: np.ndarray, upper: np.ndarray, stroke: float) -> bool:
+    """Whether what stands out of a flat paper (``surely``), wider than strokes can be (``stroke``), is mostly a
+    shadow with the ink in it: under SHADOW_SHARE of it at its ``upper`` level, or that level in strokes under half
+    as wide. A quadratic surface cannot follow a shadow's edge, so the paper looked flat; a tight crop is wide too,
+    but mostly full ink, in strokes as wide."""
+    return np.count_nonzero(upper) < K["SHADOW_SHARE"] * np.count_nonzero(surely) or _stroke_width(upper) < stroke / 2
+
+
+def _either_way(grey: np.ndarray, stroke: float) -> tuple[np.ndarray, float]:
+    """``_unshade`` of the pixels darker than the paper (``grey``: the residual's channel mean), or of those lighter
+    if that leaves clearly stronger ink (LIGHT_INK x its 99.5th percentile): for an image no paper explains, where
+    nothing stood out of the flat one (a shadow's edge, the table), so that the ink's colour is not known."""
+    dark, light = (_unshade(sign * grey, stroke, True) for sign in (-1.0, 1.0))
+    level = [float(np.percentile(t[0], 99.5)) for t in (dark, light)]
+    return light if level[1] > K["LIGHT_INK"] * level[0] else dark  # the paper between dark strokes is light too
 
 
 def _share(off: np.ndarray, tolerance: float) -> float:
@@ -107,10 +123,8 @@ def _unshade(along: np.ndarray, stroke: float, uneven: bool) -> tuple[np.ndarray
     stroke = min(stroke, side / K["WIDE_STROKE"])  # ... which must not make the window wide
     k = 2 * round(max(K["TOPHAT_STROKES"] * stroke, side / K["TOPHAT_FRACTION"])) + 1  # px, odd
     if uneven and (wide or _spread(along, wide=True) > 2 * _grain(along) + K["NOISY"]) and k < min(along.shape) // 4:
-        # The top-hat of the 3x3 mean: an opening of the raw pixels would sit well under the paper (the minimum of
-        # noise), and the raw pixels less an opening of their mean leave a line along a sharp edge (a table's).
-        smooth = _rank(along, 3, np.mean)
-        along = smooth - _rank(_rank(smooth, k, np.min), k, np.max)
+        along = along - _rank(_rank(along, k, np.min), k, np.max)  # an opening of a 3x3 mean instead leaves a line
+        # along a sharp edge (the table's), and a top-hat of that mean thins a fine pen's strokes away
         along -= _median(along)  # the paper back at 0
     return along.clip(0, None), _sigma(along)
 
@@ -228,18 +242,15 @@ def _otsu(x: np.ndarray) -> float:
 
 
 def _rank(a: np.ndarray, k: int, reduce=np.max) -> np.ndarray:
-    """``reduce`` (np.max: dilate, np.min: erode, np.mean) over a k x k square around each pixel (k odd), edges
-    replicated: the columns' windows first, then the rows', each a running reduction over k shifted views."""
+    """``reduce`` (np.max: dilate, np.min: erode) over a k x k square around each pixel (k odd), edges replicated:
+    the columns' windows first, then the rows', each a running extreme over k shifted views."""
     r = k // 2
     for axis in (0, 1):
         n = a.shape[axis]
         padded = a.take(np.arange(-r, n + r).clip(0, n - 1), axis)  # edges replicated
         views = [padded[i : i + n] if axis == 0 else padded[:, i : i + n] for i in range(k)]
-        if reduce is np.mean:
-            a = np.add.reduce(views, dtype=np.float64) / k
-        else:
-            out = views[0].copy()
-            for view in views[1:]:
-                (np.maximum if reduce is np.max else np.minimum)(out, view, out=out)
-            a = out
+        out = views[0].copy()
+        for view in views[1:]:
+            (np.maximum if reduce is np.max else np.minimum)(out, view, out=out)
+        a = out
     return a

@@ -57,25 +57,27 @@ export function ontoPaper(image, alpha) {
 export function minusPaper(image) {
   const { width: w, height: h, channels: c } = image;
   const [ax, ay] = [axis(w), axis(h)];
-  const { coef, uneven } = fitPaper(image, ax, ay);
+  const { coef, uneven, explained } = fitPaper(image, ax, ay);
   const { residual, squares } = minusFit(image, coef, ax, ay);
   const distance = mapTo(Float32Array, squares, (s) => Math.sqrt(f32(s / c)));
   const surely = blobMask(threshold(distance, Math.max(otsu(distance), K.NOISE_SIGMAS * spread(distance, w, h))), w, h);
+  if (countSet(surely) < 3) {
+    if (explained < K.EXPLAINED_MIN) return eitherWay(channelMean(residual, c), Math.min(w, h) / K.WIDE_STROKE, w, h);
+    return { distance, noise: sigma(distance, w, h) };
+  }
   const stroke = strokeWidth(surely, w, h);
   let [shaded, coloured] = [uneven, surely];
-  const levels = Float32Array.from(where(distance, surely));
-  if (!uneven && shadowed(levels, stroke, Math.min(w, h))) {
-    const upper = threshold(distance, otsu(levels));
-    [shaded, coloured] = [true, surely.map((v, i) => v & upper[i])];
+  if (!uneven && stroke > Math.min(w, h) / K.WIDE_STROKE) {
+    const cut = threshold(distance, otsu(Float32Array.from(where(distance, surely))));
+    const upper = surely.map((v, i) => v & cut[i]);
+    if (shadowed(surely, upper, stroke, w, h)) [shaded, coloured] = [true, upper];
   }
-  let count = 0;
+  const count = countSet(coloured);
   const inkColour = new Float64Array(c);
   for (let i = 0; i < w * h; i++) {
     if (!coloured[i]) continue;
-    count++;
     for (let ch = 0; ch < c; ch++) inkColour[ch] += residual[i * c + ch];
   }
-  if (count < 3) return { distance, noise: sigma(distance, w, h) };
   const mean = Array.from(inkColour, (v) => f32(v / count));
   const norm = Math.max(f32(Math.sqrt(mean.reduce((s, v) => s + v * v, 0))), 1e-6);
   const unit = mean.map((v) => f32(v / norm));
@@ -88,13 +90,35 @@ export function minusPaper(image) {
   return unshade(along, stroke, shaded, w, h);
 }
 
-// Whether what stands out of a flat paper (its distances: levels) is mostly a shadow with the ink in it.
-function shadowed(levels, stroke, side) {
-  if (!(stroke > side / K.WIDE_STROKE) || levels.length === 0) return false;
-  const cut = f32(otsu(levels));
-  let upper = 0;
-  for (const v of levels) upper += v > cut;
-  return upper / levels.length < K.SHADOW_SHARE;
+function countSet(mask) {
+  let n = 0;
+  for (const v of mask) n += v ? 1 : 0;
+  return n;
+}
+
+// Whether what stands out of a flat paper (surely), wider than strokes can be, is mostly a shadow with the ink in
+// it: under SHADOW_SHARE of it at its upper level, or that level in strokes under half as wide.
+function shadowed(surely, upper, stroke, w, h) {
+  return countSet(upper) < K.SHADOW_SHARE * countSet(surely) || strokeWidth(upper, w, h) < stroke / 2;
+}
+
+// The residual's mean over channels (float32, as numpy's mean(-1) of a float32 array), as float64.
+function channelMean(residual, c) {
+  const out = new Float64Array(residual.length / c);
+  for (let i = 0; i < out.length; i++) {
+    let s = 0;
+    for (let ch = 0; ch < c; ch++) s = f32(s + residual[i * c + ch]);
+    out[i] = f32(s / c);
+  }
+  return out;
+}
+
+// unshade of the pixels darker than the paper, or of those lighter if that leaves clearly stronger ink (LIGHT_INK x
+// its 99.5th percentile): for an image no paper explains, where nothing stood out of the flat one.
+function eitherWay(grey, stroke, w, h) {
+  const [dark, light] = [-1, 1].map((sign) => unshade(grey.map((v) => sign * v), stroke, true, w, h));
+  const level = (t) => percentile(Array.from(t.distance), 99.5);
+  return level(light) > K.LIGHT_INK * level(dark) ? light : dark;
 }
 
 // The values where the mask is set, as values[mask] in numpy.
@@ -119,9 +143,8 @@ function unshade(along, stroke, uneven, w, h) {
   const k = 2 * rint(Math.max(K.TOPHAT_STROKES * stroke, side / K.TOPHAT_FRACTION)) + 1;
   const flatter = () => spread(along, w, h, true) > 2 * grain(along, w, h) + K.NOISY;
   if (uneven && (wide || flatter()) && k < Math.floor(side / 4)) {
-    const smooth = rank(along, w, h, 3, "mean");
-    const opened = rank(rank(smooth, w, h, k, "min"), w, h, k, "max");
-    for (let i = 0; i < along.length; i++) along[i] = smooth[i] - opened[i];
+    const opened = rank(rank(along, w, h, k, "min"), w, h, k, "max");
+    for (let i = 0; i < along.length; i++) along[i] -= opened[i];
     const middle = median(along);
     for (let i = 0; i < along.length; i++) along[i] -= middle;
   }

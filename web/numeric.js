@@ -2,7 +2,7 @@
 //
 //     import { median, percentile, otsu, rank } from "./numeric.js";
 //     otsu(values);                          // Otsu's threshold over 256 bins, as runtime/ink.py's _otsu
-//     rank(plane, w, h, 5, "max");           // runtime/ink.py's _rank: a k x k max/min/mean, edges replicated
+//     rank(plane, w, h, 5, "max");           // runtime/ink.py's _rank: a k x k max/min, edges replicated
 //
 // Planes are row-major typed arrays of one channel; medians and percentiles sort a copy.
 
@@ -120,21 +120,12 @@ function extremes(line, k, out, take) {
   for (let i = 0; i < n; i++) out[i] = take(behind[i], ahead[i + k - 1]);
 }
 
-function means(line, k, out) {
-  for (let i = 0; i < out.length; i++) {
-    let r = 0;
-    for (let j = 0; j < k; j++) r += line[i + j];
-    out[i] = r / k;
-  }
-}
-
-// runtime/ink.py's _rank: "max", "min" or "mean" over a k x k square around each pixel (k odd), edges
+// runtime/ink.py's _rank: "max" or "min" over a k x k square around each pixel (k odd), edges
 // replicated; the columns' windows first, then the rows'. Returns a plane of the input's type.
 export function rank(plane, width, height, k, reduce = "max") {
   const r = k >> 1;
   const line = (n) => [new Float64Array(n + 2 * r), new Float64Array(n)];
-  const apply = (values, result) =>
-    reduce === "mean" ? means(values, k, result) : extremes(values, k, result, reduce === "max" ? Math.max : Math.min);
+  const apply = (values, result) => extremes(values, k, result, reduce === "max" ? Math.max : Math.min);
   const vertical = new Float64Array(width * height);
   const [column, columnOut] = line(height);
   for (let x = 0; x < width; x++) {

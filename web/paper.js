@@ -1,7 +1,7 @@
 // The paper: its fit and its noise, runtime/ink.py's _minus_paper helpers and noise levels in JavaScript.
 //
 //     import { axis, fitPaper, minusFit, sigma } from "./paper.js";
-//     const { coef, uneven } = fitPaper(image, axis(image.width), axis(image.height));  // flat, or a surface
+//     const { coef, uneven, explained } = fitPaper(image, axis(image.width), axis(image.height));  // flat, or a surface
 //     const { residual, squares } = minusFit(image, coef, axis(image.width), axis(image.height));
 //
 // Function for function runtime/ink.py (its docstrings say why): the paper flat (the border's median) or a
@@ -112,7 +112,8 @@ function share(terms, sample, n, c, coef, tol) {
 // The paper: flat (the border's median) or a quadratic surface per channel fitted to the pixels near it, on a
 // grid of about GRID x GRID samples (refit to the samples close to the last fit, FIT_ROUNDS times), if the flat
 // paper leaves much of the image off it and the surface puts clearly more on it. Returns the coefficients
-// [6][channels] of 1, x, y, x*x, x*y, y*y over coordinates scaled to [-1, 1], and whether they are a surface.
+// [6][channels] of 1, x, y, x*x, x*y, y*y over coordinates scaled to [-1, 1], whether they are a surface, and
+// the share of the samples the better of the two explains.
 export function fitPaper({ width: w, height: h, channels: c, data }, ax, ay) {
   const step = Math.max(1, Math.floor(Math.max(h, w) / K.GRID));
   const [rows, cols] = [Math.ceil(h / step), Math.ceil(w / step)];
@@ -137,7 +138,7 @@ export function fitPaper({ width: w, height: h, channels: c, data }, ax, ay) {
   const flat = Array.from({ length: 6 }, (_, t) => border.map((values) => (t ? 0 : f32(median(values, true)))));
   const tol = Math.max(K.TOLERANCE_SIGMAS * grain(grid, cols, rows, c), K.TOLERANCE_MIN);
   const paper = share(terms, sample, n, c, flat, tol);
-  if (paper >= K.FLAT_SHARE) return { coef: flat, uneven: false };
+  if (paper >= K.FLAT_SHARE) return { coef: flat, uneven: false, explained: paper };
   let coef = flat;
   const d = new Float64Array(n);
   for (let round = 0; round < K.FIT_ROUNDS; round++) {
@@ -166,8 +167,9 @@ export function fitPaper({ width: w, height: h, channels: c, data }, ax, ay) {
     if (near < 24) break;
     coef = solve(ata, atb, c);
   }
-  if (share(terms, sample, n, c, coef, tol) < paper + K.SURFACE_GAIN) return { coef: flat, uneven: false };
-  return { coef, uneven: true };
+  const explained = Math.max(paper, share(terms, sample, n, c, coef, tol)); // the share the best paper explains
+  if (explained < paper + K.SURFACE_GAIN) return { coef: flat, uneven: false, explained };
+  return { coef, uneven: true, explained };
 }
 
 // The image minus the fitted paper (float32, as numpy computes it) and the sum of its squares per pixel.
