@@ -15,7 +15,8 @@ from paper:
    (uneven light), then, if the paper is still not flat, anything wider than a few strokes (a shadow, a table,
    the paper's edge: a white top-hat); ink is what differs from the paper: dark or light, any colour.
 4. ink: Otsu threshold over the noise floor, a median filter when noisy, specks and border blobs dropped.
-   A digit smaller than DETAIL px there is found again, steps 2-4, on a region around it at more resolution.
+   A digit smaller than DETAIL px there, or in strokes thinner than THIN_WORK px, is found again, steps 2-4, on
+   a region around it at more resolution.
 5. crop to the ink, thicken pens much thinner than MNIST's, scale the longer side to 20 px, centre by mass.
 
 This module imports nothing but the standard library, numpy and Pillow; steps 2-4 live in ``runtime.ink``.
@@ -39,6 +40,7 @@ __all__ = ["MAX_PIXELS", "PreprocessError", "mnist_to_float", "to_mnist"]
 DETAIL, DETAIL_SIZE = PREPROCESS["DETAIL"], PREPROCESS["DETAIL_SIZE"]
 BOX, SIZE = PREPROCESS["BOX"], PREPROCESS["SIZE"]
 THIN, STROKE, INK_CUT = PREPROCESS["THIN"], PREPROCESS["STROKE"], PREPROCESS["INK_CUT"]
+THIN_WORK = PREPROCESS["THIN_WORK"]
 
 
 def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray) -> np.ndarray:
@@ -48,7 +50,8 @@ def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray) -> np.ndarray:
     ink = _find(pixels, alpha)
     box = _box(ink)
     longest = max(box[2] - box[0], box[3] - box[1])
-    if longest < DETAIL and factor > 1:  # a small digit: found again where it is, with more pixels
+    thin = _stroke_width(ink > INK_CUT) < THIN_WORK  # a fine pen, which the reduction has blurred
+    if (longest < DETAIL or thin) and factor > 1:  # a small digit or a fine pen: found again with more pixels
         region = _around(box, max(longest // 2, 2), factor, source.size)
         want = max(region[2] - region[0], region[3] - region[1]) * DETAIL_SIZE // (longest * factor)
         ink = _find(*source.region(region, max(want, 1))[:2])

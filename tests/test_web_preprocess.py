@@ -23,7 +23,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from pipeline import web
-from pipeline.measure.user_images import photo
+from pipeline.measure.user_images import paint, photo
 from runtime import Classifier
 from runtime.preprocess import PreprocessError, to_mnist
 from tests import digits, tiny_onnx, user_images
@@ -36,7 +36,8 @@ SOURCES = Path(__file__).resolve().parent.parent / "web"
 
 def handmade() -> list[Image.Image]:
     """Drawn and synthesised here: pens, colours, transparency, uneven light, two with no digit, and four seeded photos
-    with shadows and the table beside the paper (test_preprocess's, each through another rule of runtime.ink)."""
+    with shadows and the table beside the paper (test_preprocess's, each through another rule of runtime.ink) and a
+    drawing in a fine pen."""
     seven = Image.new("RGB", (300, 200), "white")
     ImageDraw.Draw(seven).line([(100, 40), (200, 40), (130, 170)], fill=(170, 0, 0), width=9)
     pencil = Image.new("L", (500, 300), 255)
@@ -53,8 +54,9 @@ def handmade() -> list[Image.Image]:
     lamp = (light * (1 - 0.8 * ink) + rng.normal(0, 0.03, (h, w))).clip(0, 1)
     blank = Image.new("RGB", (120, 80), "white")
     noise = Image.fromarray(rng.normal(128, 12, (90, 120)).clip(0, 255).astype(np.uint8))
-    shadows = [photo(mnist["x_test"][seed], np.random.default_rng(seed)) for seed in (8, 33, 79, 21)]  # test_preprocess
-    return [seven, pencil, ring, glass, Image.fromarray((lamp * 255).astype(np.uint8)), blank, noise, *shadows]
+    shadows = [photo(mnist["x_test"][seed], np.random.default_rng(seed)) for seed in (8, 33, 79, 21)]
+    fine = paint(mnist["x_test"][225], np.random.default_rng(225))  # a fine pen, found again at more resolution
+    return [seven, pencil, ring, glass, Image.fromarray((lamp * 255).astype(np.uint8)), blank, noise, *shadows, fine]
 
 
 @pytest.fixture(scope="module")

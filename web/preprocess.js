@@ -30,7 +30,8 @@ export function mnistFromSource(source) {
   let inked = find(image, alpha);
   const box = inkBox(inked, image.width, image.height);
   const longest = Math.max(box[2] - box[0], box[3] - box[1]);
-  if (longest < K.DETAIL && factor > 1) {
+  const thin = strokeWidth(mapTo(Uint8Array, inked, (v) => (v > f32(K.INK_CUT) ? 1 : 0)), image.width, image.height);
+  if ((longest < K.DETAIL || thin < K.THIN_WORK) && factor > 1) {
     const grown = around(box, Math.max(Math.floor(longest / 2), 2), factor, source);
     const want = Math.floor((Math.max(grown[2] - grown[0], grown[3] - grown[1]) * K.DETAIL_SIZE) / (longest * factor));
     ({ image, alpha } = region(source, grown, Math.max(want, 1)));
