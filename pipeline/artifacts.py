@@ -220,6 +220,11 @@ class Artifact:
         }
 
 
+# int8 TFLite as ONNX that onnxruntime runs on integer kernels only (pipeline/formats/graph.py): uint8 x uint8
+# (exact on every x86 CPU, VNNI or not), and the QAT models' ReLUs as clips of the integers (else those layers
+# run in float, whose rounding follows the CPU).
+INTEGER_ONLY = ("uint8_offset", "relu_after_quantize")
+
 ARTIFACTS: tuple[Artifact, ...] = (
     # Keras: trained and compressed models.
     Artifact("baseline.keras", None, "fp32", Train(), "the larger CNN, trained"),
@@ -306,7 +311,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "pruned_qat_int8.onnx",
         "pruned_qat_int8.tflite",
         "int8",
-        FromTflite(passes=("uint8_offset",)),
+        FromTflite(passes=INTEGER_ONLY),
         "the pruned QAT model, int8 (as uint8: exact on every CPU)",
     ),
     Artifact("structured_fp32.onnx", "structured.keras", "fp32", Tf2Onnx(), "the structured model in ONNX"),
@@ -314,11 +319,23 @@ ARTIFACTS: tuple[Artifact, ...] = (
         "structured_qat_int8.onnx",
         "structured_qat_int8.tflite",
         "int8",
-        FromTflite(passes=("uint8_offset",)),
+        FromTflite(passes=INTEGER_ONLY),
         "the structured QAT model, int8 (as uint8: exact on every CPU)",
     ),
-    # The CQAT and PCQAT models have no ONNX twin yet: on the smoke profile theirs were not bit-exact
-    # with LiteRT and across CPU tiers (the parity tests), which the other int8 ONNX files are.
+    Artifact(
+        "structured_cqat_int8.onnx",
+        "structured_cqat_int8.tflite",
+        "int8",
+        FromTflite(passes=INTEGER_ONLY),
+        "the CQAT model, int8 (as uint8: exact on every CPU)",
+    ),
+    Artifact(
+        "pruned_pcqat_int8.onnx",
+        "pruned_pcqat_int8.tflite",
+        "int8",
+        FromTflite(passes=INTEGER_ONLY),
+        "the PCQAT model, int8 (as uint8: exact on every CPU)",
+    ),
     Artifact(
         "structured_w8.onnx",
         "structured_fp32.onnx",

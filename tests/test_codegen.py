@@ -19,6 +19,7 @@ import pytest
 from pipeline import mcu
 from pipeline.formats import arena, codegen, int8_layers, tflite_io
 from runtime.metadata import mnist_to_float
+from tests.tiny_tflite import tiny_model
 
 C = codegen.KERNELS
 
@@ -49,41 +50,6 @@ def tflm_outputs(model, pixels: np.ndarray) -> np.ndarray:
     encoded = tflite_io.spec(model).encode(mnist_to_float(pixels))
     it = mcu.interpreter(model.read_bytes(), 1 << 20, encoded[:1])
     return mcu.outputs(it, encoded)[0].reshape(len(pixels), -1)
-
-
-def tiny_model(path, filters: tuple[int, int], kernels: tuple[int, int], units: int, *, clusters: int = 0,
-               per_unit: bool = False):  # fmt: skip
-    """An int8 model of every supported op: conv-pool, conv-pool, flatten, dense (ReLU), dense, softmax; with
-    ``clusters``, each dense kernel takes that many evenly spaced values, as weight clustering leaves it (or,
-    ``per_unit``, each unit its own that many, as per-channel quantisation leaves a clustered layer)."""
-    import tf_keras as keras
-
-    layers = keras.layers
-    rng = np.random.default_rng(0)
-    net = keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            layers.Conv2D(filters[0], kernels[0], activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Conv2D(filters[1], kernels[1], activation="relu"),
-            layers.MaxPooling2D(),
-            layers.Flatten(),
-            layers.Dense(units, activation="relu"),
-            layers.Dense(10),
-            layers.Softmax(),
-        ]
-    )
-    for dense in [layer for layer in net.layers if clusters and isinstance(layer, layers.Dense)]:
-        kernel, bias = dense.get_weights()
-        low, high = (kernel.min(axis=0), kernel.max(axis=0)) if per_unit else (kernel.min(), kernel.max())
-        levels = np.linspace(low, high, clusters, axis=-1)  # [units, k] or [k]
-        nearest = np.abs(kernel[..., None] - levels).argmin(axis=-1)
-        chosen = np.take_along_axis(np.broadcast_to(levels, (*kernel.shape, clusters)), nearest[..., None], -1)
-        dense.set_weights([chosen[..., 0], bias])
-    calibration = mnist_to_float((rng.random((64, 28, 28)) * 255 * (rng.random((64, 28, 28)) > 0.7)).astype(np.uint8))
-    calibration[0, 0, 0] = 1.0  # the full pixel range, as MNIST has: an input scale of 1/255
-    path.write_bytes(tflite_io.convert(net, "int8", calibration))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import pytest
 from onnx import numpy_helper
 
 from pipeline.formats import graph
+from runtime.metadata import mnist_to_float
 from runtime.session import ort_defaults, session_options
 from tests import tiny_onnx
 
@@ -172,3 +173,32 @@ def test_apply_drops_initialisers_no_node_reads(fp32):
     names = {t.name for t in fast.graph.initializer}
     assert "nchw" not in names
     assert names <= {i for n in fast.graph.node for i in n.input}
+
+
+def test_relu_after_quantize_puts_a_tflite_models_relu_layers_on_integer_kernels_bit_exact_with_litert(tmp_path):
+    """tf2onnx of a quantisation-aware int8 TFLite model: its ReLUs' zero points are not the type's least value, so
+    without the pass onnxruntime runs those layers in float (FusedConv, FusedGemm), whose rounding follows the
+    CPU; with it every layer is an integer kernel and the outputs are LiteRT's, to the bit."""
+    import tf2onnx
+    from ai_edge_litert.interpreter import Interpreter
+
+    from pipeline.formats import tflite_io
+    from tests.tiny_tflite import tiny_model
+
+    path = tiny_model(tmp_path / "tiny_qat_int8.tflite", (4, 6), (5, 3), 16, qat=True)
+    before = graph.uint8_offset(tf2onnx.convert.from_tflite(str(path), opset=17)[0])
+    after = graph.relu_after_quantize(copy(before))
+    onnx.checker.check_model(after, full_check=True)
+    float_kernels = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul"}
+    assert optimised_ops(before, ort_defaults(), tmp_path) & float_kernels
+    assert not optimised_ops(after, ort_defaults(), tmp_path) & float_kernels
+    rng = np.random.default_rng(3)
+    pixels = (rng.random((500, 28, 28)) * 255 * (rng.random((500, 28, 28)) > 0.6)).astype(np.uint8)
+    q = tflite_io.spec(path).encode(mnist_to_float(pixels))
+    lite = Interpreter(str(path))
+    lite.resize_tensor_input(lite.get_input_details()[0]["index"], q.shape)
+    lite.allocate_tensors()
+    lite.set_tensor(lite.get_input_details()[0]["index"], q)
+    lite.invoke()
+    expected = lite.get_tensor(lite.get_output_details()[0]["index"]).astype(np.int16) + 128
+    np.testing.assert_array_equal(run(after, (q.astype(np.int16) + 128).astype(np.uint8)), expected)

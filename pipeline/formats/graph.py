@@ -28,6 +28,13 @@ which only move data pay as much as those that shrink arithmetic:
   (``vpmaddubsw``), so an AVX2 CPU gives other outputs than an AVX-512 VNNI, SSE or ARM one; its
   uint8 x uint8 kernels widen to 16 bits before they multiply and are exact on every CPU.
 
+- ``relu_after_quantize``: tf2onnx writes TFLite's fused ReLU as DequantizeLinear -> Conv (or
+  MatMul, Gemm) -> Relu -> QuantizeLinear; with the Relu in the way onnxruntime does not fuse
+  the group into its integer kernel (QLinearConv, QGemm) and runs it in float, whose rounding
+  differs by the CPU's instruction set and from TFLite's integers, one step now and then. The
+  pass quantises first and clips the integers at the zero point instead: Q(relu(x)) =
+  clip(Q(x), zero point, max) for every x, so the function is the same and the groups fuse.
+
 ``apply`` ends by dropping initialisers no node reads any more (a removed Reshape leaves its shape
 behind), which onnxruntime would otherwise warn about every time it loads the file.
 """
@@ -185,10 +192,38 @@ def uint8_offset(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def relu_after_quantize(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Each Relu read only by a QuantizeLinear: the QuantizeLinear reads the Relu's input, and a Clip from its zero
+    point to the type's largest value restores the ReLU on the integers."""
+    graph = model.graph
+    initialisers = {t.name: t for t in graph.initializer}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    for relu in [n for n in graph.node if n.op_type == "Relu"]:
+        users = readers.get(relu.output[0], [])
+        if len(users) != 1 or users[0].op_type != "QuantizeLinear" or len(users[0].input) < 3:
+            continue
+        quantise, zero_point = users[0], initialisers.get(users[0].input[2])
+        if zero_point is None or relu.output[0] in {o.name for o in graph.output}:
+            continue
+        integers, clipped = f"{quantise.output[0]}_unclipped", quantise.output[0]
+        dtype = helper.tensor_dtype_to_np_dtype(zero_point.data_type)
+        top = numpy_helper.from_array(np.array(np.iinfo(dtype).max, dtype), f"{clipped}_top")
+        graph.initializer.append(top)
+        quantise.input[0], quantise.output[0] = relu.input[0], integers
+        clip = helper.make_node("Clip", [integers, zero_point.name, top.name], [clipped], name=f"{clipped}_relu")
+        graph.node.insert(list(graph.node).index(quantise) + 1, clip)
+        graph.node.remove(relu)
+    return model
+
+
 PASSES = {
     "drop_softmax": drop_softmax,
     "nchw_input": nchw_input,
     "flatten_channels_first": flatten_channels_first,
     "int8_weights": int8_weights,
     "uint8_offset": uint8_offset,
+    "relu_after_quantize": relu_after_quantize,
 }
