@@ -209,6 +209,9 @@ class DeployConfig:
     goal_lib_flash_kb: float = 24.0  # the generated C library's flash (model + kernels), KB, at most
     goal_lib_ram_kb: float = 4.0  # its RAM: static arena plus peak stack of one inference, KB, at most
     goal_instructions_per_mac: float = 2.0  # instructions per multiply-accumulate on the first emulated core
+    # The size frontier, whatever the targets pick: the smallest artifacts within max_accuracy_drop on validation.
+    goal_download_x: float = 40.0  # the smallest ONNX or TFLite file's gzip, times smaller than baseline_fp32.tflite's
+    goal_frontier_lib_flash_kb: float = 12.0  # the smallest generated C library's flash, KB, at most
 
 
 @dataclass(frozen=True)

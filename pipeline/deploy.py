@@ -172,6 +172,53 @@ GENERATED_GOALS = (
 )  # fmt: skip
 
 
+FRONTIER_GOALS = (
+    ("frontier_download_x", ">=", "goal_download_x",
+     "smallest ONNX/TFLite file within the bar: gzip >= {limit:g}x smaller than {tflite}"),
+    ("frontier_lib_flash_kb", "<=", "goal_frontier_lib_flash_kb", "smallest generated C library within the bar: "
+     "flash <= "
+     "{limit:g} KB"),
+)  # fmt: skip
+
+
+def frontier(bench: dict, base: dict, firmware_measured: dict | None, d: config_mod.DeployConfig) -> dict:
+    """The smallest artifacts within the bar on validation, whichever a target picks: the ONNX or TFLite file of
+    the least gzip, and the generated C library of the least flash on the first core (None: none qualifies)."""
+    within = lambda m: rules.within_bar(base["val_accuracy"], m["val_accuracy"], d.max_accuracy_drop)  # noqa: E731
+    files = [a for a in bench["artifacts"] if a["format"] in ("onnx", "tflite") and within(a)]
+    libraries = [m for m in (firmware_measured or {}).get("models", []) if within(m)]
+    flash = lambda m: next(iter(m["cores"].values()))["library_flash_bytes"]  # noqa: E731
+    reference = next((a["gzip_bytes"] for a in bench["artifacts"] if a["name"] == BASELINE_TFLITE), None)
+    found = {"download": None, "library": None}
+    if files and reference:
+        f = min(files, key=lambda a: (a["gzip_bytes"], a["name"]))
+        found["download"] = {
+            "name": f["name"],
+            "gzip_bytes": f["gzip_bytes"],
+            "x_smaller": reference / f["gzip_bytes"],
+            "val_accuracy": f["val_accuracy"],
+            "accuracy": f["accuracy"],
+            "bits_per_weight": (f.get("palette") or {}).get("bits_per_weight"),
+            "params": f.get("params"),
+            "gzip_goal_bytes": reference / d.goal_download_x,
+        }
+    if libraries:
+        m = min(libraries, key=lambda m: (flash(m), m["name"]))
+        found["library"] = {
+            "name": m["name"],
+            "library_flash_bytes": flash(m),
+            "weight_bytes": m["weight_bytes"],
+            "int8_weight_bytes": m["int8_weight_bytes"],
+            "val_accuracy": m["val_accuracy"],
+            "accuracy": m["full_test"]["test_accuracy"],
+        }
+    values = {
+        "frontier_download_x": found["download"]["x_smaller"] if found["download"] else None,
+        "frontier_lib_flash_kb": found["library"]["library_flash_bytes"] / 1000 if found["library"] else None,
+    }
+    return found | {"goals": checked(FRONTIER_GOALS, values, d)}
+
+
 def generated_target(cfg: config_mod.Config, base: dict, measured: dict) -> dict:
     """The generated-C pick from firmware.json: least library flash + RAM within the bar on validation."""
     from pipeline import firmware
@@ -264,6 +311,8 @@ def decide(
     if mcu_measured and mcu_measured.get("models"):
         targets.append(mcu_target(cfg, by_name[base], mcu_measured))
         goals += mcu_goals(targets[-1], by_name[base], d)
+    smallest = frontier(bench, by_name[base], firmware_measured, d)
+    goals += smallest.pop("goals")
     return {
         "deployed": deployed,
         "deployed_target": DEPLOYED_TARGET,
@@ -273,6 +322,7 @@ def decide(
         "baseline_val_accuracy": by_name[base]["val_accuracy"],
         "targets": targets,
         "comparison": comparison,
+        "frontier": smallest,
         "goals": goals,
         "parity": {
             "tiers": [t["key"] for t in (parity or {}).get("tiers", []) if t["status"] == "ran"],

@@ -79,6 +79,7 @@ def render(
             },
             "comparison": decision["comparison"],
             "goals": decision["goals"],
+            "frontier": decision.get("frontier"),
             "targets": decision["targets"],
             "pareto_front": plots.pareto_front(arts),
             "damage": harm,

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import config as config_mod
 from pipeline import deploy
-from pipeline.core import schemas
+from pipeline.core import rules, schemas
 from pipeline.formats import onnx_io
 from runtime.metadata import ModelSpec
 from tests import handmade
@@ -72,7 +72,22 @@ def test_the_stage_writes_a_valid_decision_and_model_onnx(cfg):
     by_target = {t["target"]: t for t in decision["targets"]}
     assert by_target[deploy.DEPLOYED_TARGET]["qualified"] == ["pruned_qat_int8.onnx", "baseline_fp32.onnx"]
     assert by_target["LiteRT"]["pick"] == "baseline_fp32.tflite"  # pruned_qat_int8.tflite is 0.5 pp below
-    assert [g["met"] for g in decision["goals"]] == [True, True, True, True, True]
+    assert [g["met"] for g in decision["goals"] if not g["key"].startswith("frontier_")] == [True] * 5
+
+
+def test_the_frontier_is_the_smallest_file_within_the_bar_whichever_the_targets_pick(cfg):
+    deploy.run(cfg)
+    decision = json.loads((cfg.artifacts / "deploy.json").read_text())
+    bench = json.loads((cfg.artifacts / "benchmark.json").read_text())
+    by_name = {a["name"]: a for a in bench["artifacts"]}
+    base = by_name[bench["baseline"]]["val_accuracy"]
+    files = [a for a in bench["artifacts"] if a["format"] in ("onnx", "tflite")]
+    smallest = min((a for a in files if rules.within_bar(base, a["val_accuracy"], 0.1)), key=lambda a: a["gzip_bytes"])
+    assert decision["frontier"]["download"]["name"] == smallest["name"]
+    goals = {g["key"]: g for g in decision["goals"]}
+    x = by_name[deploy.BASELINE_TFLITE]["gzip_bytes"] / smallest["gzip_bytes"]
+    assert goals["frontier_download_x"]["value"] == pytest.approx(x)
+    assert decision["frontier"]["library"] is None and goals["frontier_lib_flash_kb"]["met"] is None  # no firmware
 
 
 def test_model_onnx_keeps_its_metadata_and_gains_the_measured_accuracies(cfg):

@@ -101,7 +101,9 @@ def section(report: dict) -> str:
         for pair in d["pairs"]
     )  # fmt: skip
     return (
-        "## Clustering: the bits per weight\n\nEach clustered model's kernels hold k values per layer (per output "
+        "## Clustering: the bits per weight\n\n"
+        + frontier_text(report)
+        + "Each clustered model's kernels hold k values per layer (per output "
         "channel of a convolution where clustered per channel); CQAT and PCQAT take them to int8 keeping the "
         "centroids. The benchmark counts the distinct values per output channel in every file, and the bits an "
         "index into a per-channel table of them needs (the tables not counted). The int8 files made without "
@@ -112,4 +114,41 @@ def section(report: dict) -> str:
         f"config distill.alpha = {d['default_alpha']:g} (0: labels only).\n\n"
         + ("| without | with |\n|---|---|\n" + pairs if pairs else "No registry entry has a distilled twin.")
         + "\n\n"
+    )
+
+
+def frontier_text(report: dict) -> str:
+    """The size frontier's two goals (deploy.json's ``frontier``): the smallest file and the smallest generated C
+    library within the accuracy bar on validation, and what each is made of, which is what stands in the way."""
+    f, goals = report.get("frontier") or {}, {g["key"]: g for g in report.get("goals", [])}
+    sweep = "The sweep below" if report.get("sweep") else "`make sweep`"
+    lines = []
+    if f.get("download"):
+        d, g = f["download"], goals["frontier_download_x"]
+        bits = d["bits_per_weight"] or 8
+        verdict = "met" if g["met"] else "not met"
+        lines.append(
+            f"- **Download:** the smallest ONNX or TFLite file within the bar is {d['name']}, gzip "
+            f"{d['gzip_bytes'] / 1000:.1f} KB, {d['x_smaller']:.1f}x smaller than {REFERENCE} (goal >= "
+            f"{g['limit']:g}x: {verdict}), validation / test {_pct(d['val_accuracy'])} / {_pct(d['accuracy'])} %. "
+            f"The goal is {d['gzip_goal_bytes'] / 1000:.1f} KB; this file's {d['params']:,} weights at {bits:.2f} bits "
+            f"each are {d['params'] * bits / 8000:.1f} KB of information, which the file stores a byte each (gzip "
+            "recovers part of that): within the bar it takes fewer weights or fewer bits per weight"
+        )
+    if f.get("library"):
+        m, g = f["library"], goals["frontier_lib_flash_kb"]
+        rest = m["library_flash_bytes"] - m["weight_bytes"]
+        lines.append(
+            f"- **Microcontroller:** the smallest generated C library within the bar is {m['name']}'s, "
+            f"{m['library_flash_bytes'] / 1000:.1f} KB of flash (goal <= {g['limit']:g} KB: "
+            f"{'met' if g['met'] else 'not met'}), test {_pct(m['accuracy'])} % on the emulated core: "
+            f"{m['weight_bytes'] / 1000:.1f} KB of weights ({m['int8_weight_bytes'] / 1000:.1f} KB as plain int8) "
+            f"and {rest / 1000:.1f} KB of kernels, biases and requantisation tables"
+        )
+    if not lines:
+        return ""
+    return (
+        "The size frontier, whichever model a target picks (the bar: validation):\n\n"
+        + ";\n".join(lines)
+        + (f". {sweep} measures narrower models.\n\n")
     )
