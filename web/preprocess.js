@@ -260,7 +260,7 @@ function crop(inked, width, height) {
 function centre({ plane, width: w, height: h }) {
   const scale = K.BOX / Math.max(h, w);
   const [sw, sh] = [Math.max(1, rint(w * scale)), Math.max(1, rint(h * scale))];
-  const digit = sw === w && sh === h ? plane : resizeFloat(plane, w, h, sw, sh, "lanczos");
+  const digit = sw === w && sh === h ? plane : resizeFloat(plane, w, h, sw, sh);
   let [mass, my, mx] = [0, 0, 0];
   for (let y = 0; y < sh; y++) {
     for (let x = 0; x < sw; x++) {

@@ -1,16 +1,12 @@
-// Pillow's resampling and median filter, ported so the page sees the pixels runtime/preprocess.py sees.
+// Pillow's Lanczos resampling of a float plane and its median filter, ported so the page sees the pixels
+// runtime/preprocess.py sees.
 //
-//     import { resize8, resizeFloat, median3 } from "./resample.js";
-//     const small = resize8(plane, 500, 300, 384, 230, "box");        // Uint8Array plane, Image.resize on "L"
-//     const digit = resizeFloat(plane, 86, 104, 17, 20, "lanczos");   // Float32Array plane, Image.resize on "F"
+//     import { resizeFloat, median3 } from "./resample.js";
+//     const digit = resizeFloat(plane, 86, 104, 17, 20);   // Float32Array plane, Image.resize on "F"
 //
 // The same arithmetic as Pillow's Resample.c: a separable filter, horizontal pass first; coefficients
-// normalised per output pixel; 8-bit images use 22-bit fixed-point coefficients and round each pass
-// to 8 bits, float images accumulate in double and store float32. median3 is ImageFilter.MedianFilter(3)
-// on an 8-bit plane (the image expanded by its edge pixels first).
-
-const PRECISION_BITS = 32 - 8 - 2;
-const ONE = 2 ** PRECISION_BITS;
+// normalised per output pixel; float images accumulate in double and store float32. median3 is
+// ImageFilter.MedianFilter(3) on an 8-bit plane (the image expanded by its edge pixels first).
 
 function sinc(x) {
   if (x === 0) return 1;
@@ -18,15 +14,11 @@ function sinc(x) {
   return Math.sin(x) / x;
 }
 
-export const FILTERS = {
-  box: { support: 0.5, weight: (x) => (x > -0.5 && x <= 0.5 ? 1 : 0) },
-  bilinear: { support: 1, weight: (x) => (x > -1 && x < 1 ? 1 - Math.abs(x) : 0) },
-  lanczos: { support: 3, weight: (x) => (x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0) },
-};
+const LANCZOS = { support: 3, weight: (x) => (x >= -3 && x < 3 ? sinc(x) * sinc(x / 3) : 0) };
 
 // Per output pixel: the first input pixel, how many, and their weights (precompute_coeffs).
-function coefficients(inSize, outSize, name) {
-  const filter = FILTERS[name];
+function coefficients(inSize, outSize) {
+  const filter = LANCZOS;
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
   const support = filter.support * filterScale;
@@ -51,50 +43,33 @@ function coefficients(inSize, outSize, name) {
   return { ksize, weights, starts, counts };
 }
 
-function fixedPoint(weights) {
-  // normalize_coeffs_8bpc: C's (int) cast truncates towards zero.
-  return Int32Array.from(weights, (w) => Math.trunc(w < 0 ? -0.5 + w * ONE : 0.5 + w * ONE));
-}
-
-// One pass along rows (step 1) or columns (step = width) of `src` into a new plane.
-function pass(src, width, height, outWidth, outHeight, horizontal, c, eightBit) {
-  const out = eightBit ? new Uint8Array(outWidth * outHeight) : new Float32Array(outWidth * outHeight);
-  const k = eightBit ? fixedPoint(c.weights) : c.weights;
+// One pass along rows (step 1) or columns (step = width) of `src` into a new float32 plane.
+function pass(src, width, outWidth, outHeight, horizontal, c) {
+  const out = new Float32Array(outWidth * outHeight);
   for (let y = 0; y < outHeight; y++) {
     for (let x = 0; x < outWidth; x++) {
       const i = horizontal ? x : y;
       const base = i * c.ksize;
-      let sum = eightBit ? ONE / 2 : 0;
+      let sum = 0;
       let at = horizontal ? y * width + c.starts[i] : c.starts[i] * width + x;
       const step = horizontal ? 1 : width;
-      for (let j = 0; j < c.counts[i]; j++, at += step) sum += src[at] * k[base + j];
-      out[y * outWidth + x] = eightBit ? Math.min(255, Math.max(0, Math.floor(sum / ONE))) : sum;
+      for (let j = 0; j < c.counts[i]; j++, at += step) sum += src[at] * c.weights[base + j];
+      out[y * outWidth + x] = sum;
     }
   }
   return out;
 }
 
-function resize(plane, width, height, outWidth, outHeight, filter, eightBit) {
+// Image.resize of a float32 plane ("F") with Image.Resampling.LANCZOS.
+export function resizeFloat(plane, width, height, outWidth, outHeight) {
   let out = plane;
   let w = width;
   if (outWidth !== width) {
-    out = pass(out, w, height, outWidth, height, true, coefficients(width, outWidth, filter), eightBit);
+    out = pass(out, w, outWidth, height, true, coefficients(width, outWidth));
     w = outWidth;
   }
-  if (outHeight !== height) {
-    out = pass(out, w, height, w, outHeight, false, coefficients(height, outHeight, filter), eightBit);
-  }
+  if (outHeight !== height) out = pass(out, w, w, outHeight, false, coefficients(height, outHeight));
   return out === plane ? plane.slice() : out;
-}
-
-// Image.resize of an 8-bit plane ("L", or one channel of "RGB"/"RGBa").
-export function resize8(plane, width, height, outWidth, outHeight, filter = "box") {
-  return resize(plane, width, height, outWidth, outHeight, filter, true);
-}
-
-// Image.resize of a float32 plane ("F").
-export function resizeFloat(plane, width, height, outWidth, outHeight, filter = "lanczos") {
-  return resize(plane, width, height, outWidth, outHeight, filter, false);
 }
 
 // ImageFilter.MedianFilter(3) of an 8-bit plane: the 5th of the 9 sorted neighbours, edges replicated.
