@@ -60,11 +60,12 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     if paper < K["FLAT_SHARE"]:  # not flat enough: fit a surface
         y, x = np.meshgrid(_axis(h)[::step], _axis(w)[::step], indexing="ij")
         terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6).astype(np.float64)
+        near = None
         for _ in range(K["FIT_ROUNDS"]):
             d = _rms(sample - terms @ coef)
-            near = d <= _tolerance(d)
-            if near.sum() < 24:
-                break
+            before, near = near, d <= _tolerance(d)
+            if near.sum() < 24 or (before is not None and np.array_equal(near, before)):
+                break  # too few samples near the paper, or the same ones as last time: the same fit again
             a = terms[near]
             coef = np.linalg.lstsq(a.T @ a, a.T @ sample[near], rcond=None)[0]  # normal equations: 6x6, fast
         explained = max(paper, _share(sample - terms @ coef, grain))
