@@ -111,19 +111,21 @@ class DistillConfig:
     temperature: float = 2.0  # softens the teacher's (baseline's) outputs; the loss scales by T^2 to match
     # Weight of the teacher's soft targets against the labels' in the structured and QAT fine-tuning
     # (0: labels only). Off by default: it lost accuracy on validation here (README), as a teacher no
-    # better than its student can; the sweep distils with sweep.distill_alpha.
+    # better than its student can; each sweep point distils with sweep.distill_alpha where that wins.
     alpha: float = 0.0
 
 
 @dataclass(frozen=True)
 class SweepConfig:
     # `make sweep` (not part of `make all`): every width x sparsity below is one point, narrowed from the
-    # baseline, fine-tuned with distillation and measured, as int8 too. Widths: conv1-conv2-dense1-dense2.
+    # baseline, fine-tuned (with and without distillation: the better on validation) and measured, as int8
+    # too. Widths: conv1-conv2-dense1-dense2.
     widths: tuple[str, ...] = ("16-12-64-32", "12-12-48-32", "12-8-32-24", "8-8-32-16")
     sparsities: tuple[float, ...] = (0.0, 0.5, 0.75)  # of all kernel weights, conv and output layers kept dense
     epochs: int = 4  # fine-tuning epochs per point
     learning_rate: float = 2e-3  # peak Adam learning rate of that fine-tuning
-    distill_alpha: float = 0.5  # every point distils from the baseline with this weight (distill.temperature)
+    distill_alpha: float = 0.5  # each k = 0 point is also fine-tuned distilling from the baseline with this weight
+    # (distill.temperature), and keeps that model if it is more accurate on validation (0: never distil)
     # k per point: 0 keeps the pruned weights; k > 0 clusters the k = 0 point's model to k values a layer
     # (per conv channel where it is dense; config cluster.learning_rate) for cluster_epochs more epochs.
     clusters: tuple[int, ...] = (0, 16)

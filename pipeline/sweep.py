@@ -1,4 +1,4 @@
-"""Sweep: widths x sparsities x clusters, each point distilled and measured -> ``sweep/*.json``, ``sweep.json``.
+"""Sweep: widths x sparsities x clusters, distilled where it wins, measured -> ``sweep/*.json``, ``sweep.json``.
 
     make sweep                                      # every point of config `sweep` (make -j fans them out)
     python -m pipeline.sweep w12-8-32-24_s50_k16    # one point: what Make runs, one rule per point
@@ -6,9 +6,11 @@
 
 A k = 0 point narrows the baseline to its widths (the strongest filters and units by L1 norm, as the
 structured stage does) and fine-tunes it for ``sweep.epochs`` while magnitude-pruning it to its
-sparsity (the convolutions and the output layer stay dense) and distilling from the baseline; it
-keeps that model (``sweep/<point>.keras``). A k > 0 point clusters the k = 0 point's model to k
-values a layer (per conv channel when dense; zeros kept when sparse) for ``sweep.cluster_epochs``.
+sparsity (the convolutions and the output layer stay dense), once on the labels alone and once
+distilling from the baseline (``sweep.distill_alpha``); it keeps the one more accurate on validation
+(``sweep/<point>.keras``) and records both accuracies. A k > 0 point clusters the k = 0 point's model
+to k values a layer (per conv channel when dense; zeros kept when sparse) for ``sweep.cluster_epochs``,
+distilling as that model did.
 Each converts to full-integer int8 TFLite (post-training, calibrated on training images) and
 records validation and test accuracy of the float model and of the int8 file in LiteRT,
 multiply-adds, parameters, the int8 file's bytes and gzip (the download), and, with the Cortex-M
@@ -53,39 +55,67 @@ def parse(name: str) -> tuple[tuple[int, ...], float, int]:
     return tuple(int(w) for w in widths.split("-")), int(sparsity) / 100, int(clusters)
 
 
-def _pruned(cfg: config_mod.Config, name: str, data: dict, baseline):
-    """The k = 0 point's model: narrowed to the widths, fine-tuned while pruned to the sparsity, distilled."""
+def alphas(cfg: config_mod.Config) -> tuple[float, ...]:
+    """The distillation weights a k = 0 point is fine-tuned with: none, and ``sweep.distill_alpha`` if not 0."""
+    return (0.0, cfg.sweep.distill_alpha) if cfg.sweep.distill_alpha else (0.0,)
+
+
+def better(val_accuracy: dict[float, float]) -> float:
+    """The weight whose model is the most accurate on validation; a tie goes to the first (without the teacher)."""
+    return max(val_accuracy, key=lambda alpha: val_accuracy[alpha])
+
+
+def _pruned(cfg: config_mod.Config, name: str, data: dict, baseline) -> tuple[object, dict]:
+    """The k = 0 point's model: narrowed to the widths, fine-tuned while pruned to the sparsity, once per weight
+    of ``alphas`` (distilling from the baseline or not), and the better on validation; and that choice."""
     from pipeline import prune, structured
     from pipeline.nn import model
 
     widths, sparsity, _ = parse(name)
-    small = structured.narrow(model.load(cfg.artifacts / artifacts.BASELINE), widths)
     s = cfg.sweep
     schedule = dataclasses.replace(
         cfg.prune, final_sparsity=sparsity, initial_sparsity=0.0, epochs=s.epochs, learning_rate=s.learning_rate
     )
-    sizes = {x.name: int(x.kernel.shape.num_elements()) for x in small.layers if isinstance(x, model.PRUNABLE)}
-    sparsities = allocate.uniform_sparsities(sizes, sparsity, DENSE)
-    distilling = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, alpha=s.distill_alpha))
-    return prune.magnitude_prune(small, data, schedule, distilling, name, sparsities=sparsities, teacher=baseline)
+    tuned, val_accuracy = {}, {}
+    for alpha in alphas(cfg):
+        stage.seed_everything(cfg.seed)  # each the same run but for the teacher
+        small = structured.narrow(model.load(cfg.artifacts / artifacts.BASELINE), widths)
+        sizes = {x.name: int(x.kernel.shape.num_elements()) for x in small.layers if isinstance(x, model.PRUNABLE)}
+        sparsities = allocate.uniform_sparsities(sizes, sparsity, DENSE)
+        distilling = dataclasses.replace(cfg, distill=dataclasses.replace(cfg.distill, alpha=alpha))
+        what = f"{name} (distillation weight {alpha:g})"
+        tuned[alpha] = prune.magnitude_prune(
+            small, data, schedule, distilling, what, sparsities=sparsities, teacher=baseline if alpha else None
+        )
+        val_accuracy[alpha] = model.accuracy(tuned[alpha], data["x_val"], data["y_val"])
+    chosen = better(val_accuracy)
+    return tuned[chosen], {"alpha": chosen, "val_accuracy_by_alpha": {f"{a:g}": v for a, v in val_accuracy.items()}}
 
 
-def _clustered(cfg: config_mod.Config, name: str, data: dict, baseline):
-    """The k = 0 point's model clustered to k values a layer and fine-tuned (the cluster stage's code)."""
+def _clustered(cfg: config_mod.Config, name: str, data: dict, baseline) -> tuple[object, dict]:
+    """The k = 0 point's model clustered to k values a layer and fine-tuned (the cluster stage's code), distilling
+    as that point's model did; and that choice, the k = 0 point's."""
+    import json
+
     from pipeline import cluster
     from pipeline.nn import model
 
     _, sparsity, k = parse(name)
+    start = cfg.sweep.unclustered(name)  # its model, when the grid has it, else trained here
+    if start in points(cfg):
+        net = model.load(cfg.artifacts / FOLDER / f"{start}.keras")
+        choice = json.loads((cfg.artifacts / FOLDER / f"{start}.json").read_text())["distill"]
+    else:
+        net, choice = _pruned(cfg, start, data, baseline)
     recipe = artifacts.Cluster(
         clusters=k,
         per_channel=sparsity == 0,  # per-channel centroids do not survive pruned channels (README, clustering)
         preserve_sparsity=sparsity > 0,
         epochs=cfg.sweep.cluster_epochs,
-        distill_alpha=cfg.sweep.distill_alpha,
+        distill_alpha=choice["alpha"],
     ).resolved(cfg)
-    start = cfg.sweep.unclustered(name)  # its model, when the grid has it, else trained here
-    net = model.load(cfg.artifacts / FOLDER / f"{start}.keras") if start in points(cfg) else None
-    return cluster.cluster(net or _pruned(cfg, start, data, baseline), recipe, data, cfg, name, teacher=baseline)
+    teacher = baseline if choice["alpha"] else None
+    return cluster.cluster(net, recipe, data, cfg, name, teacher=teacher), {"alpha": choice["alpha"], "from": start}
 
 
 def _generated_c(cfg: config_mod.Config, int8: Path, data: dict, scratch: Path) -> dict | None:
@@ -123,7 +153,7 @@ def measure_point(cfg: config_mod.Config, name: str) -> Path:
     data = data_mod.splits(cfg)
     baseline = model.load(cfg.artifacts / artifacts.BASELINE)
     folder = cfg.artifacts / FOLDER
-    tuned = _clustered(cfg, name, data, baseline) if k else _pruned(cfg, name, data, baseline)
+    tuned, distilled = _clustered(cfg, name, data, baseline) if k else _pruned(cfg, name, data, baseline)
     outputs = []
     if not k:  # the model the clustered points of these widths and sparsity start from
         model.save(tuned, folder / f"{name}.keras")
@@ -149,12 +179,12 @@ def measure_point(cfg: config_mod.Config, name: str) -> Path:
         "int8_accuracy": float(np.mean(lite.predict(data["x_test"]).argmax(1) == data["y_test"])),
         "generated_c": generated,
         "epochs": cfg.sweep.cluster_epochs if k else cfg.sweep.epochs,
-        "distill": {"temperature": cfg.distill.temperature, "alpha": cfg.sweep.distill_alpha},
+        "distill": {"temperature": cfg.distill.temperature, **distilled},
     }
-    log.info("%s: %d MACs, %d bytes int8 (%d gzip)%s; validation %.4f (int8 %.4f)", name, result["macs"],
-             result["flash_bytes"], result["gzip_bytes"],
+    log.info("%s: %d MACs, %d bytes int8 (%d gzip)%s; validation %.4f (int8 %.4f), distillation weight %g", name,
+             result["macs"], result["flash_bytes"], result["gzip_bytes"],
              f", generated C {generated['library_flash_bytes']} B flash, {generated['ram_bytes']} B RAM" if generated
-             else "", result["val_accuracy"], result["int8_val_accuracy"])  # fmt: skip
+             else "", result["val_accuracy"], result["int8_val_accuracy"], distilled["alpha"])  # fmt: skip
     output = folder / f"{name}.json"
     stage.write_json(output, result)
     start = folder / f"{cfg.sweep.unclustered(name)}.keras"

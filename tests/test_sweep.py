@@ -51,6 +51,14 @@ def test_the_best_point_per_target_is_chosen_on_validation_within_the_bar():
     }
 
 
+def test_a_point_distils_only_where_that_wins_on_validation():
+    assert sweep.alphas(config.load("default", overrides=[])) == (0.0, config.SweepConfig().distill_alpha)
+    assert sweep.alphas(config.load("default", overrides=["sweep.distill_alpha=0"])) == (0.0,)
+    assert sweep.better({0.0: 0.990, 0.5: 0.992}) == 0.5
+    assert sweep.better({0.0: 0.992, 0.5: 0.990}) == 0.0
+    assert sweep.better({0.0: 0.991, 0.5: 0.991}) == 0.0  # a tie: without the teacher
+
+
 def test_a_point_outside_the_grid_is_refused():
     with pytest.raises(Exception, match="not a point of config `sweep`"):
         sweep.run(config.load("smoke", overrides=[]), ["w1-1-1-1_s00_k00"])
@@ -72,5 +80,14 @@ def test_make_sweep_measures_every_point_and_the_report_shows_them(smoke_artifac
             pytest.fail(f"{p['name']}: no generated C figures under CI")
     clustered = [p for p in found["points"] if p["clusters"]]
     assert clustered and all(p["generated_c"] is None or p["generated_c"]["palette_layers"] for p in clustered)
+    by_name = {p["name"]: p for p in found["points"]}
+    for p in found["points"]:
+        d = p["distill"]
+        if p["clusters"]:  # as the model it clusters was
+            assert d["alpha"] == by_name[d["from"]]["distill"]["alpha"]
+        else:  # fine-tuned both ways, the better kept
+            assert set(d["val_accuracy_by_alpha"]) == {"0", f"{smoke_config.sweep.distill_alpha:g}"}
+            assert d["alpha"] == sweep.better({float(a): v for a, v in d["val_accuracy_by_alpha"].items()})
+            assert p["val_accuracy"] == d["val_accuracy_by_alpha"][f"{d['alpha']:g}"]
     report = (smoke_artifacts / "report.md").read_text()
     assert "## Sweep: widths x sparsities x clusters" in report and (smoke_artifacts / "report" / "sweep.png").is_file()

@@ -96,28 +96,40 @@ def sweep_section(report: dict) -> str:
     if not sweep:
         return ""
     rows = [
-        "| point | k | MACs | int8 val acc % | int8 test acc % | gzip KB | generated C flash KB | RAM KB | "
+        "| point | k | distilled | MACs | int8 val acc % | int8 test acc % | gzip KB | generated C flash KB | RAM KB | "
         "instructions per MAC |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in sorted(sweep["points"], key=lambda p: p["gzip_bytes"]):
         c = p.get("generated_c")
         mcu = f"{c['library_flash_bytes'] / 1000:.1f} | {c['ram_bytes'] / 1000:.2f} | {c['instructions_per_mac']:.2f}"
         rows.append(
-            f"| {p['name']} | {p['clusters'] or '-'} | {p['macs']:,} | {p['int8_val_accuracy'] * 100:.2f} | "
-            f"{p['int8_accuracy'] * 100:.2f} | {p['gzip_bytes'] / 1000:.1f} | {mcu if c else '- | - | -'} |"
+            f"| {p['name']} | {p['clusters'] or '-'} | {_distilled(p['distill'])} | {p['macs']:,} | "
+            f"{p['int8_val_accuracy'] * 100:.2f} | {p['int8_accuracy'] * 100:.2f} | {p['gzip_bytes'] / 1000:.1f} | "
+            f"{mcu if c else '- | - | -'} |"
         )
+    compared = [p["distill"] for p in sweep["points"] if len(p["distill"].get("val_accuracy_by_alpha", {})) > 1]
+    won = sum(1 for d in compared if d["alpha"])
     b = sweep["best"]
     named = ", ".join(f"{target.replace('_', ' ')} **{b[target]}**" for target in ("smallest_download",
                       "smallest_mcu_flash", "smallest_mcu_ram", "fewest_macs") if b.get(target))  # fmt: skip
     return (
         "## Sweep: widths x sparsities x clusters\n\nEach point narrowed from the baseline and fine-tuned while "
-        "pruned, with distillation; a clustered point (k) clusters that model to k values a layer; each converted "
-        "to int8, its generated C library built and run on the first firmware core, bit-exact with TFLite Micro. "
+        "pruned, with and without distilling from the baseline, keeping the better on validation (distillation "
+        f"won at {won} of {len(compared)} points); a clustered point (k) clusters that model to k values a layer, "
+        "distilling as it did; each converted to int8, its generated C library built and run on the first "
+        "firmware core, bit-exact with TFLite Micro. "
         f"Best on validation within the bar: {named or 'none within the bar'}.\n\n"
         + "\n".join(rows)
         + f"\n\n![sweep]({report['figures']['sweep']})\n\n"
     )
+
+
+def _distilled(d: dict) -> str:
+    """A sweep point's distillation: yes or no, and the validation accuracies it was chosen on (k = 0 points)."""
+    by_alpha = d.get("val_accuracy_by_alpha", {})
+    shown = " / ".join(f"{v * 100:.2f}" for v in by_alpha.values())
+    return ("yes" if d["alpha"] else "no") + (f" (val without / with: {shown})" if len(by_alpha) > 1 else "")
 
 
 def _test_flag(sel: dict, deployed: str) -> str:
