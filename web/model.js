@@ -75,7 +75,6 @@ export async function loadModel(url) {
       graphOptimizationLevel: "all",
       executionMode: "sequential",
       logSeverityLevel: 3,
-      extra: { session: { disable_quant_qdq: "1" } },
     });
   } catch (e) {
     const wasm = /wasm|WebAssembly|backend/i.test(e.message);

@@ -20,7 +20,6 @@ const SESSIONS = {
     executionProviders: ["wasm"],
     graphOptimizationLevel: "all",
     executionMode: "sequential",
-    extra: { session: { disable_quant_qdq: "1" } },
   },
 };
 
