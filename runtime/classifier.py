@@ -13,11 +13,14 @@ pipeline's ONNX artifacts works, fp32 or int8. A model that cannot be used raise
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import multiprocessing
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -146,6 +149,9 @@ class Classifier:
         with contextlib.ExitStack() as stack:
             pool = None
             while chunk := list(itertools.islice(items, block)):
+                if pool is None and jobs > 1 and len(chunk) > BATCH and not _can_start_interpreters():
+                    log.warning("this Python cannot start another (under qemu-user?); preprocessing in this process")
+                    jobs = 1
                 if pool is None and jobs > 1 and len(chunk) > BATCH:  # fewer are done before processes start
                     spawn = multiprocessing.get_context("spawn")
                     pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=spawn))
@@ -164,6 +170,18 @@ class Classifier:
         probabilities = iter(self.predict(np.stack(ready)) if ready else [])
         for x in prepared:
             yield x if isinstance(x, PreprocessError) else self.prediction(next(probabilities))
+
+
+@functools.cache
+def _can_start_interpreters() -> bool:
+    """Whether this interpreter can start another, as spawned workers need: under qemu-user without binfmt it
+    cannot (exec fails at once), and a pool's workers, and its resource tracker, die in ways that can take this
+    process with them."""
+    try:
+        subprocess.run([sys.executable, "-c", ""], check=True, capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return True
 
 
 def _prepare(image: object) -> np.ndarray | PreprocessError:
