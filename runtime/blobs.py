@@ -3,7 +3,7 @@
     from runtime.blobs import _digit
     digit = _digit(mask)  # bool [H, W] -> the blobs that make the digit, without specks and border blobs
 
-Blobs are 8-connected, found by union-find over the mask's row runs. This module imports nothing but numpy.
+Blobs are 8-connected, found over the mask's row runs, all runs at once. This module imports nothing but numpy.
 """
 
 from __future__ import annotations
@@ -36,36 +36,38 @@ def _digit(mask: np.ndarray) -> np.ndarray:
         (rows >= rows[big].min()) & (rows <= rows[big].max()) & (ends > starts[big].min()) & (starts < ends[big].max())
     )
     keep = ((per_blob(box) > 0) & (area > 0))[roots]
-    out = np.zeros_like(mask)
-    for r, a, b in zip(rows[keep].tolist(), starts[keep].tolist(), ends[keep].tolist(), strict=True):
-        out[r, a:b] = True
-    return out
+    marks = np.zeros((h, w + 1), np.int8)  # +1 where a kept run starts, -1 past its end (runs never touch)
+    marks[rows[keep], starts[keep]], marks[rows[keep], ends[keep]] = 1, -1
+    return marks.cumsum(1, dtype=np.int8)[:, :w] > 0
 
 
 def _blobs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """8-connected blobs, by union-find over the mask's row runs: each run's row, start, end (exclusive) and blob
-    (the index of one of its runs)."""
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)  # a column of zeros each side
+    """8-connected blobs of the mask's row runs: each run's row, start, end (exclusive) and blob (the least index
+    of its runs). Runs of neighbouring rows that overlap or touch diagonally are joined, all at once: each blob's
+    least index spreads along the joins, with pointer jumping, until no join has two different ones."""
+    h, w = mask.shape
+    padded = np.zeros((h, w + 2), np.int8)  # a column of zeros each side
     padded[:, 1:-1] = mask
-    edges = np.diff(padded, axis=1)
-    rows, starts = np.nonzero(edges == 1)
-    ends = np.nonzero(edges == -1)[1]
-    parent = list(range(rows.size))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = i = parent[parent[i]]
-        return i
-
-    first = np.searchsorted(rows, np.arange(mask.shape[0] + 1)).tolist()
-    s, e = starts.tolist(), ends.tolist()
-    for r in range(1, mask.shape[0]):
-        i, j = first[r - 1], first[r]  # runs of the row above, of this row
-        while i < first[r] and j < first[r + 1]:
-            if s[j] <= e[i] and s[i] <= e[j]:  # overlapping or diagonal neighbours
-                parent[find(j)] = find(i)
-            if e[i] < e[j]:
-                i += 1
-            else:
-                j += 1
-    return rows, starts, ends, np.array([find(i) for i in range(rows.size)], dtype=np.intp)
+    edges = padded[:, 1:] - padded[:, :-1]
+    rows, starts = np.divmod(np.flatnonzero(edges == 1), w + 1)  # np.nonzero is ten times slower on 2-D
+    ends = np.flatnonzero(edges == -1) % (w + 1)
+    span = w + 2  # row * span + column orders the runs as they come, row by row
+    # run j joins the runs i of the row above with ends[i] >= starts[j] and starts[i] <= ends[j]: a range of them
+    low = np.searchsorted(rows * span + ends, (rows - 1) * span + starts)
+    count = np.maximum(np.searchsorted(rows * span + starts, (rows - 1) * span + ends, "right") - low, 0)
+    below = np.repeat(np.arange(rows.size), count)
+    above = np.repeat(low - np.cumsum(count) + count, count) + np.arange(below.size)
+    roots = np.arange(rows.size)
+    while below.size:
+        a, b = roots[above], roots[below]
+        if not (a != b).any():
+            break
+        least = np.minimum(a, b)
+        np.minimum.at(roots, a, least)
+        np.minimum.at(roots, b, least)
+        while True:  # pointer jumping: every run to its blob's least index found so far
+            jumped = roots[roots]
+            if not (jumped != roots).any():
+                break
+            roots = jumped
+    return rows, starts, ends, roots

@@ -10,16 +10,21 @@ then the blobs that make the digit (8-connected row runs), without specks and wh
 are private helpers of ``runtime.preprocess``, whose ``to_mnist`` is the way in. ``PreprocessError`` is defined
 here because these steps raise it; import it from ``runtime.preprocess``, which re-exports it.
 
-This module imports nothing but numpy and Pillow; its constants are in ``runtime/preprocess.json``.
+This module imports nothing but the standard library, numpy and Pillow; its constants are in
+``runtime/preprocess.json``.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from runtime.blobs import _digit
 from runtime.constants import PREPROCESS as K
+
+BIN_CENTRES = (np.arange(256) + 0.5) / 256  # of the 256 bins of a histogram over [0, 1)
 
 
 class PreprocessError(ValueError):
@@ -53,21 +58,21 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     grid = pixels[::step, ::step]
     sample = grid.reshape(-1, c).astype(np.float64)  # float64: a flat paper must come out exactly flat
     flat = np.zeros((6, c))
-    flat[0] = np.median(np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]]), axis=0)
+    border = np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]])
+    flat[0] = [_median(border[:, i]) for i in range(c)]  # np.median(border, axis=0), without its overhead
     grain = max(K["TOLERANCE_SIGMAS"] * _grain(grid), K["TOLERANCE_MIN"])
     coef, paper = flat, _share(sample - flat[0], grain)
     explained = paper  # the share of the samples the best paper explains
     if paper < K["FLAT_SHARE"]:  # not flat enough: fit a surface
-        y, x = np.meshgrid(_axis(h)[::step], _axis(w)[::step], indexing="ij")
-        terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6).astype(np.float64)
+        terms = _surface_terms(h, w, step)
         near = None
         for _ in range(K["FIT_ROUNDS"]):
             d = _rms(sample - terms @ coef)
             before, near = near, d <= _tolerance(d)
             if near.sum() < 24 or (before is not None and np.array_equal(near, before)):
                 break  # too few samples near the paper, or the same ones as last time: the same fit again
-            a = terms[near]
-            coef = np.linalg.lstsq(a.T @ a, a.T @ sample[near], rcond=None)[0]  # normal equations: 6x6, fast
+            near_terms = terms * near[:, None]  # the samples near, the others 0: the same sums as terms[near]'s
+            coef = _solve(near_terms.T @ terms, near_terms.T @ sample, terms, sample, near)  # the normal equations
         explained = max(paper, _share(sample - terms @ coef, grain))
         if explained < paper + K["SURFACE_GAIN"]:
             coef = flat  # a flat paper explains it about as well (a tight crop: a surface would bend into the ink)
@@ -91,6 +96,24 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     axis = residual[ink].mean(0)  # the ink's colour, seen from the paper
     along = residual @ (axis / max(float(np.linalg.norm(axis)), 1e-6)) / np.sqrt(c)
     return _unshade(along, stroke, uneven)
+
+
+def _solve(ata: np.ndarray, atb: np.ndarray, a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The x that minimises |a[rows] x - b[rows]|, from its normal equations ``ata x = atb`` (6x6: fast);
+    ``lstsq``'s least-norm answer when those samples cannot tell the terms apart (all on one row, say)."""
+    try:
+        return np.linalg.solve(ata, atb)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(a[rows], b[rows], rcond=None)[0]
+
+
+@functools.lru_cache(maxsize=4)  # a folder's images often share a size: the fit's terms are made once
+def _surface_terms(h: int, w: int, step: int) -> np.ndarray:
+    """The quadratic surface's terms (1, x, y, x², xy, y²) at the fit's grid samples [N, 6], float64."""
+    y, x = np.meshgrid(_axis(h)[::step], _axis(w)[::step], indexing="ij")
+    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6).astype(np.float64)
+    terms.flags.writeable = False  # shared by every call
+    return terms
 
 
 def _shadowed(surely: np.ndarray, upper: np.ndarray, stroke: float) -> bool:
@@ -123,11 +146,13 @@ def _unshade(along: np.ndarray, stroke: float, uneven: bool) -> tuple[np.ndarray
     wide = uneven and stroke > side / K["WIDE_STROKE"]  # "ink" this wide on uneven paper: a shadow, a table
     stroke = min(stroke, side / K["WIDE_STROKE"])  # ... which must not make the window wide
     k = 2 * round(max(K["TOPHAT_STROKES"] * stroke, side / K["TOPHAT_FRACTION"])) + 1  # px, odd
-    if uneven and (wide or _spread(along, wide=True) > 2 * _grain(along) + K["NOISY"]) and k < min(along.shape) // 4:
+    grain = _grain(along) if uneven and k < min(along.shape) // 4 else None
+    if grain is not None and (wide or _spread(along, wide=True) > 2 * grain + K["NOISY"]):
         along = along - _rank(_rank(along, k, np.min), k, np.max)  # an opening of a 3x3 mean instead leaves a line
         # along a sharp edge (the table's), and a top-hat of that mean thins a fine pen's strokes away
         along -= _median(along)  # the paper back at 0
-    return along.clip(0, None), _sigma(along)
+        grain = None
+    return along.clip(0, None), min(_spread(along), _grain(along) if grain is None else grain)  # as _sigma(along)
 
 
 def _sigma(a: np.ndarray) -> float:
@@ -148,8 +173,9 @@ def _grain(a: np.ndarray) -> float:
     fooled by the smooth ramps of a large digit's anti-aliased edge either."""
     rows = a[::2]
     found = []
-    for n, scale in ((1, np.sqrt(2)), (2, np.sqrt(6))):  # the spread of a difference of n + 1 noisy pixels
-        step = np.diff(rows, n=n, axis=1)
+    step = rows
+    for scale in (np.sqrt(2), np.sqrt(6)):  # the spread of a first, a second difference (of 2, 3 noisy pixels)
+        step = step[:, 1:] - step[:, :-1]  # np.diff along the rows, without its overhead
         found.append(K["MAD_SIGMA"] * _median(_rms(step) if step.ndim == 3 else np.abs(step)) / scale)
     return min(found)
 
@@ -188,10 +214,12 @@ def _median(a: np.ndarray) -> float:
     if a.size == 0:
         return float("nan")
     k = a.size // 2
+    a = a.copy()  # partitioned in place
     if a.size % 2:
-        return float(np.partition(a, k)[k])
-    low, high = np.partition(a, (k - 1, k))[k - 1 : k + 1]
-    return float((low + high) / 2)
+        a.partition(k)
+        return float(a[k])
+    a.partition((k - 1, k))
+    return float((a[k - 1] + a[k]) / 2)
 
 
 def _upper_quartile(a: np.ndarray) -> float:
@@ -234,8 +262,8 @@ def _otsu(x: np.ndarray) -> float:
     """The threshold that best splits x's histogram into two classes (Otsu 1979)."""
     top = max(float(x.max()), 1e-6)
     hist = np.bincount(np.minimum((x.ravel() * (256 / top)).astype(np.intp), 255), minlength=256)
-    p = hist / hist.sum()
-    centres = (np.arange(256) + 0.5) * (top / 256)
+    p = hist / x.size
+    centres = BIN_CENTRES * top  # (i + 0.5) * (top / 256), exactly: 256 is a power of two
     w0, m0 = np.cumsum(p), np.cumsum(p * centres)
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (m0[-1] * w0 - m0) ** 2 / (w0 * (1 - w0))

@@ -77,8 +77,8 @@ def _box(ink: np.ndarray) -> tuple[int, int, int, int]:
 
 def _crop(ink: np.ndarray) -> np.ndarray:
     """The ink's bounding box; a pen much thinner than MNIST's (relative to the digit's size) is thickened."""
-    ys, xs = np.nonzero(ink)
-    crop = ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    left, top, right, bottom = _box(ink)
+    crop = ink[top:bottom, left:right]
     width, length = _stroke_width(crop > INK_CUT), max(crop.shape)
     if width * BOX / length < THIN:  # grow by k - 1 px so that (width + k - 1) / (length + k - 1) = STROKE / BOX
         k = 1 + 2 * round((STROKE * length / BOX - width) / (1 - STROKE / BOX) / 2)
