@@ -54,7 +54,7 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     ink; _unshade takes out what a quadratic cannot.
     """
     h, w, c = pixels.shape
-    step = max(1, max(h, w) // K["GRID"])  # fit on a grid of about GRID x GRID samples
+    step = max(1, max(h, w) // K["GRID"])  # fit on a grid of GRID to 2 GRID - 1 samples per side
     grid = pixels[::step, ::step]
     sample = grid.reshape(-1, c).astype(np.float64)  # float64: a flat paper must come out exactly flat
     flat = np.zeros((6, c))
@@ -65,14 +65,15 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     explained = paper  # the share of the samples the best paper explains
     if paper < K["FLAT_SHARE"]:  # not flat enough: fit a surface
         terms = _surface_terms(h, w, step)
+        both = np.concatenate([terms, sample], 1)  # one product gives both sides of the normal equations
         near = None
         for _ in range(K["FIT_ROUNDS"]):
             d = _rms(sample - terms @ coef)
             before, near = near, d <= _tolerance(d)
             if near.sum() < 24 or (before is not None and np.array_equal(near, before)):
                 break  # too few samples near the paper, or the same ones as last time: the same fit again
-            near_terms = terms * near[:, None]  # the samples near, the others 0: the same sums as terms[near]'s
-            coef = _solve(near_terms.T @ terms, near_terms.T @ sample, terms, sample, near)  # the normal equations
+            normal = (terms.T * near) @ both  # the normal equations of the samples near: [A^T A | A^T b]
+            coef = _solve(normal[:, :6], normal[:, 6:], terms, sample, near)
         explained = max(paper, _share(sample - terms @ coef, grain))
         if explained < paper + K["SURFACE_GAIN"]:
             coef = flat  # a flat paper explains it about as well (a tight crop: a surface would bend into the ink)
@@ -111,8 +112,8 @@ def _solve(ata: np.ndarray, atb: np.ndarray, a: np.ndarray, b: np.ndarray, rows:
 def _surface_terms(h: int, w: int, step: int) -> np.ndarray:
     """The quadratic surface's terms (1, x, y, x², xy, y²) at the fit's grid samples [N, 6], float64."""
     y, x = np.meshgrid(_axis(h)[::step], _axis(w)[::step], indexing="ij")
-    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6).astype(np.float64)
-    terms.flags.writeable = False  # shared by every call
+    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y]).reshape(6, -1).astype(np.float64).T
+    terms.flags.writeable = False  # shared by every call; stored [6, N], which the normal equations read faster
     return terms
 
 

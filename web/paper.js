@@ -110,8 +110,8 @@ function share(terms, sample, n, c, coef, tol) {
 }
 
 // The paper: flat (the border's median) or a quadratic surface per channel fitted to the pixels near it, on a
-// grid of about GRID x GRID samples (refit to the samples close to the last fit, FIT_ROUNDS times), if the flat
-// paper leaves much of the image off it and the surface puts clearly more on it. Returns the coefficients
+// grid of GRID to 2 GRID - 1 samples per side (refit to the samples close to the last fit, FIT_ROUNDS times), if
+// the flat paper leaves much of the image off it and the surface puts clearly more on it. Returns the coefficients
 // [6][channels] of 1, x, y, x*x, x*y, y*y over coordinates scaled to [-1, 1], whether they are a surface, and
 // the share of the samples the better of the two explains.
 export function fitPaper({ width: w, height: h, channels: c, data }, ax, ay) {
