@@ -153,12 +153,13 @@ def _unshade(along: np.ndarray, stroke: float, uneven: bool) -> tuple[np.ndarray
         # along a sharp edge (the table's), and a top-hat of that mean thins a fine pen's strokes away
         along -= _median(along)  # the paper back at 0
         grain = None
-    return along.clip(0, None), min(_spread(along), _grain(along) if grain is None else grain)  # as _sigma(along)
+    return along.clip(0, None), _sigma(along, grain)
 
 
-def _sigma(a: np.ndarray) -> float:
-    """The paper's noise: the smaller of its spread and what neighbouring pixels differ by."""
-    return min(_spread(a), _grain(a))  # the second holds when the ink and its edges are most of the image
+def _sigma(a: np.ndarray, grain: float | None = None) -> float:
+    """The paper's noise: the smaller of its spread and what neighbouring pixels differ by (``grain``, if known
+    already); the second holds when the ink and its edges are most of the image."""
+    return min(_spread(a), _grain(a) if grain is None else grain)
 
 
 def _spread(a: np.ndarray, wide: bool = False) -> float:
