@@ -39,6 +39,11 @@ PACKAGES = ("pipeline", "runtime")
 # new registry entry reruns only what is built from it.
 STAMPED = {"pipeline/config.py", "pipeline/artifacts.py"}
 STAMPS = "$(STAMPS)"  # the Makefile's: <artifacts>/.stamps, or the dry run's copy
+# Files that modules read beside them, which an import does not show: a stage that imports the module reruns when
+# one of them changes too.
+READS = {
+    "runtime/constants.py": ("runtime/preprocess.json",),
+}
 
 
 def _module_file(name: str) -> str | None:
@@ -89,7 +94,7 @@ def modules(stage: str) -> list[str]:
         if path not in seen:
             seen.add(path)
             todo.extend(_imports(path) - seen)
-    return sorted(seen - STAMPED)
+    return sorted((seen - STAMPED) | {f for module in seen for f in READS.get(module, ())})
 
 
 def _rule(target: str, prereqs: list[str], command: str, after: tuple[str, ...] = ()) -> str:
