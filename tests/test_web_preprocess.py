@@ -20,55 +20,21 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from pipeline import web
-from pipeline.measure.user_images import paint, photo
 from runtime import Classifier
 from runtime.preprocess import PreprocessError, to_mnist
-from tests import digits, tiny_onnx, user_images
+from tests import preprocess_cases, tiny_onnx
 
 MAX_DIFF = 1 / 255  # largest difference of an output pixel ...
 SHARE = 0.99  # ... on at least this share of the images
-PER_SET = 12  # MNIST-derived images per set of tests/user_images.py
 SOURCES = Path(__file__).resolve().parent.parent / "web"
-
-
-def handmade() -> list[Image.Image]:
-    """Drawn and synthesised here: pens, colours, transparency, uneven light, two with no digit, and four seeded photos
-    with shadows and the table beside the paper (test_preprocess's, each through another rule of runtime.ink) and a
-    drawing in a fine pen."""
-    seven = Image.new("RGB", (300, 200), "white")
-    ImageDraw.Draw(seven).line([(100, 40), (200, 40), (130, 170)], fill=(170, 0, 0), width=9)
-    pencil = Image.new("L", (500, 300), 255)
-    ImageDraw.Draw(pencil).line([(200, 40), (300, 40), (230, 260)], fill=0, width=1)
-    ring = Image.new("L", (90, 120), 0)
-    ImageDraw.Draw(ring).ellipse((20, 15, 70, 105), outline=255, width=8)
-    mnist = user_images.mnist_sample()
-    rng = np.random.default_rng(0)
-    glass = digits.transparent(mnist["x_test"][0], rng)
-    h, w = 240, 320
-    light = 0.45 + 0.5 * np.mgrid[0:h, 0:w][1] / w
-    ink = np.zeros((h, w), np.float32)
-    ink[70:170, 110:210] = np.asarray(Image.fromarray(mnist["x_test"][1]).resize((100, 100)), np.float32) / 255
-    lamp = (light * (1 - 0.8 * ink) + rng.normal(0, 0.03, (h, w))).clip(0, 1)
-    blank = Image.new("RGB", (120, 80), "white")
-    noise = Image.fromarray(rng.normal(128, 12, (90, 120)).clip(0, 255).astype(np.uint8))
-    shadows = [photo(mnist["x_test"][seed], np.random.default_rng(seed)) for seed in (8, 33, 79, 21)]
-    fine = paint(mnist["x_test"][225], np.random.default_rng(225))  # a fine pen, found again at more resolution
-    return [seven, pencil, ring, glass, Image.fromarray((lamp * 255).astype(np.uint8)), blank, noise, *shadows, fine]
 
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory) -> list[Image.Image]:
-    folder = tmp_path_factory.mktemp("sets")
-    mnist = user_images.mnist_sample()
-    made = [path for name in user_images.SETS for path, _ in user_images.make_set(name, mnist, PER_SET, folder / name)]
-    images = []
-    for path in made:
-        with Image.open(path) as img:
-            images.append(img.copy())
-    return handmade() + images
+    return preprocess_cases.cases(tmp_path_factory.mktemp("sets"))
 
 
 def run_node(images: list[Image.Image], folder: Path) -> list[dict]:
@@ -112,7 +78,7 @@ def test_both_say_no_digit_on_the_same_images_with_the_same_message(both):
     assert [(p, n) for p, n in both if isinstance(p, str) or isinstance(n, str)] == [
         (p, p) for p, _ in both if isinstance(p, str)
     ]
-    assert sum(isinstance(p, str) for p, _ in both) == 2  # the blank and the noise of handmade()
+    assert sum(isinstance(p, str) for p, _ in both) == preprocess_cases.NO_DIGIT
 
 
 def test_the_28x28s_agree_pixel_by_pixel(both):
