@@ -2,7 +2,8 @@
 
     python -m pipeline.device_kit            # writes artifacts/device-kit.tar.gz
 
-``device-kit/`` holds ``runtime/`` (the package's modules, ``bench_schema.json`` and ``preprocess.json``, nothing else),
+``device-kit/`` holds ``runtime/`` (the package's modules, ``native/ink.c``, ``bench_schema.json`` and
+``preprocess.json``, nothing else: no library built here, which the device builds for itself),
 ``models/`` (every ONNX artifact of ``benchmark.json``, and ``model.onnx``), ``images/`` (500 MNIST
 test digits as ``LABEL_INDEX.png``, 50 per class, picked by a fixed seed) and a ``README.md`` with
 the commands to run on the device (``runtime.bench``) and what to send back. Two builds from the
@@ -25,6 +26,7 @@ import runtime
 from pipeline import config, data
 from pipeline.core import stage
 from pipeline.formats import onnx_io
+from runtime import native
 
 log = logging.getLogger("pipeline.device_kit")
 
@@ -50,6 +52,10 @@ python3 -m venv .venv && . .venv/bin/activate
 pip install onnxruntime numpy pillow
 python -m runtime.bench --name DEVICE
 ```
+
+The first run builds the runtime's image analysis (`runtime/native/ink.c`) with the device's C
+compiler, in about a second (`sudo apt install gcc` if there is none). Without one, it says so and
+preprocesses in numpy, several times slower; the models' figures are the same either way.
 
 Use a short name for the device instead of `DEVICE` (e.g. `pi5`, `pixel8-termux`). It takes
 about a minute; `--quick` checks that everything works in a few seconds. Leave the device
@@ -88,7 +94,8 @@ def png(image: np.ndarray) -> bytes:
 
 def members(artifacts: Path, mnist: dict[str, np.ndarray]) -> dict[str, bytes]:
     """The kit's files: path inside ``TOP`` -> contents."""
-    files = {f"runtime/{p.name}": p.read_bytes() for p in sorted(RUNTIME.glob("*.py"))}
+    sources = [*RUNTIME.glob("*.py"), *RUNTIME.glob("native/*.py"), native.SOURCE]
+    files = {f"runtime/{p.relative_to(RUNTIME).as_posix()}": p.read_bytes() for p in sorted(sources)}
     for name in ("bench_schema.json", "preprocess.json"):
         files[f"runtime/{name}"] = (RUNTIME / name).read_bytes()
     models = candidates(artifacts)

@@ -6,7 +6,8 @@ DIR holds one folder per set (or is itself one set) of labelled images, ``LABEL_
 (``python -m tests.user_images DIR`` writes the project's own). For every image, in turn and in the
 same loop so that the machine's drift hits both alike: Pillow's decode of the file (``Image.open``
 then ``load``) and ``runtime.preprocess.to_mnist`` of it, each the least CPU time of ``--repeat`` runs
-(the wall clock is kept for images/s). Per set: the median of each, their ratio, and the accuracy of
+(the wall clock is kept for images/s), and, when the compiled core (``runtime.native``) does the analysis,
+``to_mnist`` with numpy's too. Per set: the median of each, the ratio to the decode, and the accuracy of
 the model (an image with no digit found counts as wrong); then images/s through
 ``Classifier.classify_many`` over every set, with one job and with every core. Prints a table;
 ``--out`` also writes the figures as JSON (the pipeline's images stage writes ``images.json`` with it).
@@ -25,11 +26,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from runtime import native
 from runtime.bench import BenchError, find_images
 from runtime.classifier import Classifier, ModelError, default_model
 from runtime.preprocess import PreprocessError, to_mnist
 
-VERSION = 1  # of the JSON this writes
+VERSION = 2  # of the JSON this writes: 2 added core and numpy_ms
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,30 +69,35 @@ def decode(path: Path) -> None:
         img.load()
 
 
-def preprocess(path: Path) -> np.ndarray | None:
+def preprocess(path: Path, core: str | None = None) -> np.ndarray | None:
     try:
-        return to_mnist(path)
+        return to_mnist(path, core=core)
     except PreprocessError:
         return None
 
 
 def measure_set(clf: Classifier, folder: Path, repeat: int) -> dict:
     paths, labels = find_images(folder)
-    decode_ns, mnist_ns, images = [], [], []
+    decode_ns, mnist_ns, numpy_ns, images = [], [], [], []
+    compiled = native.load() is not None
     for path in paths:
         decode_ns.append(best_ns(lambda p=path: decode(p), repeat))
         mnist_ns.append(best_ns(lambda p=path: preprocess(p), repeat))
+        if compiled:
+            numpy_ns.append(best_ns(lambda p=path: preprocess(p, "numpy"), repeat))
         images.append(preprocess(path))
     found = [x for x in images if x is not None]
     digits = iter(clf.predict(np.stack(found)).argmax(1).tolist() if found else [])
     predicted = [clf.digits[next(digits)] if x is not None else None for x in images]
     right = sum(p == y for p, y in zip(predicted, labels, strict=True))
     decode_ms, mnist_ms = float(np.median(decode_ns)) / 1e6, float(np.median(mnist_ns)) / 1e6
+    numpy_ms = float(np.median(numpy_ns)) / 1e6 if numpy_ns else mnist_ms
     return {
         "images": len(paths),
         "decode_ms": round(decode_ms, 3),
         "to_mnist_ms": round(mnist_ms, 3),
         "ratio": round(mnist_ms / decode_ms, 2),
+        "numpy_ms": round(numpy_ms, 3),  # to_mnist with runtime.ink's numpy: the same as to_mnist_ms without native
         "accuracy": round(right / len(paths), 4),
         "no_digit": sum(x is None for x in images),
     }
@@ -106,18 +113,21 @@ def throughput(clf: Classifier, paths: list[Path], jobs: int) -> dict:
 def measure(clf: Classifier, sets: dict[str, Path], repeat: int, report=print) -> dict:
     """Every set's figures, and the throughput over all of them with one job and with every core."""
     results = {}
-    report(f"{'set':<16}{'images':>7}{'decode ms':>11}{'to_mnist ms':>13}{'ratio':>7}{'accuracy':>10}{'none':>6}")
+    core = "native" if native.load() else "numpy"
+    report(f"to_mnist's analysis: {core} ({'runtime/native/ink.c' if core == 'native' else 'runtime.ink'})")
+    head = f"{'set':<16}{'images':>7}{'decode ms':>11}{'to_mnist ms':>13}{'ratio':>7}{'numpy ms':>10}"
+    report(head + f"{'accuracy':>10}{'none':>6}")
     for name, folder in sets.items():
         r = results[name] = measure_set(clf, folder, repeat)
         report(
             f"{name:<16}{r['images']:>7}{r['decode_ms']:>11.2f}{r['to_mnist_ms']:>13.2f}"
-            f"{r['ratio']:>7.2f}{r['accuracy']:>10.1%}{r['no_digit']:>6}"
+            f"{r['ratio']:>7.2f}{r['numpy_ms']:>10.2f}{r['accuracy']:>10.1%}{r['no_digit']:>6}"
         )
     paths = [p for folder in sets.values() for p in find_images(folder)[0]]
     speeds = [throughput(clf, paths, jobs) for jobs in sorted({1, os.cpu_count() or 1})]
     report(", ".join(f"{t['images_per_s']:,.0f} images/s with {t['jobs']} job(s)" for t in speeds))
-    return {"schema": VERSION, "model": clf.path.name, "repeat": repeat, "cores": os.cpu_count(), "sets": results,
-            "throughput": speeds}  # fmt: skip
+    return {"schema": VERSION, "model": clf.path.name, "repeat": repeat, "cores": os.cpu_count(), "core": core,
+            "sets": results, "throughput": speeds}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from runtime import native
 from runtime.metadata import MetadataError, ModelSpec
 from runtime.preprocess import PreprocessError, to_mnist
 from runtime.session import session_options
@@ -154,7 +155,9 @@ class Classifier:
                     jobs = 1
                 if pool is None and jobs > 1 and len(chunk) > BATCH:  # fewer are done before processes start
                     spawn = multiprocessing.get_context("spawn")
-                    pool = stack.enter_context(ProcessPoolExecutor(jobs, mp_context=spawn))
+                    warned = native.load() is None  # built here once (or found wanting: said once) before they start
+                    workers = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_worker, initargs=(warned,))
+                    pool = stack.enter_context(workers)
                 prepared = None
                 if pool:
                     try:
@@ -182,6 +185,12 @@ def _can_start_interpreters() -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return True
+
+
+def _worker(warned: bool) -> None:
+    """A preprocessing process starts: if its parent said already that the native core would not build, not again."""
+    if warned:
+        logging.getLogger(native.__name__).setLevel(logging.ERROR)
 
 
 def _prepare(image: object) -> np.ndarray | PreprocessError:

@@ -31,6 +31,15 @@ class PreprocessError(ValueError):
     """The image cannot be read or holds no digit; the message says which."""
 
 
+NO_DIGIT = {  # why there is no digit, by the code runtime/native/ink.c returns for it
+    1: "no digit found (the image is fully transparent)",
+    2: "no digit found (the image is blank or nearly uniform)",
+    3: "no digit found (nothing stands out of the background's noise as ink)",
+    4: "no digit found (only specks differ from the background)",
+}
+TRANSPARENT, BLANK, NOISE, SPECKS = NO_DIGIT
+
+
 def _onto_paper(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """Composite transparent pixels onto paper: the opaque part's median colour if it is the majority (it holds
     the paper), else the colour its ink is not (white behind dark ink, black behind light ink)."""
@@ -38,7 +47,7 @@ def _onto_paper(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
         return pixels
     opaque = alpha > 0.5
     if not opaque.any():
-        raise PreprocessError("no digit found (the image is fully transparent)")
+        raise PreprocessError(NO_DIGIT[TRANSPARENT])
     colour = np.median(pixels[opaque], axis=0)
     paper = colour if opaque.mean() >= 0.5 else np.full_like(colour, float(colour.mean() < 0.5))
     return pixels * alpha[..., None] + paper * (1 - alpha[..., None])
@@ -250,12 +259,12 @@ def _ink(distance: np.ndarray, noise: float) -> np.ndarray:
     full = _upper_quartile(above) if above.size else 0.0  # the ink's own level
     if full < max(K["MIN_CONTRAST"], 1.5 * floor):
         if float(distance.max()) < K["MIN_CONTRAST"]:
-            raise PreprocessError("no digit found (the image is blank or nearly uniform)")
-        raise PreprocessError("no digit found (nothing stands out of the background's noise as ink)")
+            raise PreprocessError(NO_DIGIT[BLANK])
+        raise PreprocessError(NO_DIGIT[NOISE])
     floor = min(floor, full / 2)
     digit = _digit(distance > floor + K["INK_CUT"] * (full - floor))
     if digit.sum() < max(3, 2e-4 * digit.size):
-        raise PreprocessError("no digit found (only specks differ from the background)")
+        raise PreprocessError(NO_DIGIT[SPECKS])
     full = max(_upper_quartile(distance[digit]), 2 * floor)  # the digit's own level, not the table's
     return ((distance - floor) / (full - floor)).clip(0, 1).astype(np.float32) * _rank(digit, K["MASK_GROW"])
 

@@ -19,8 +19,10 @@ from paper:
    a region around it at more resolution.
 5. crop to the ink, thicken pens much thinner than MNIST's, scale the longer side to 20 px, centre by mass.
 
-This module imports nothing but the standard library, numpy and Pillow; steps 2-4 live in ``runtime.ink``.
-The constants are in ``runtime/preprocess.json``, which the browser's port (``web/``) reads too.
+Steps 2-5 run in C (``runtime/native/ink.c``, built for this machine the first time) or, where it cannot be built,
+in numpy (``runtime.ink`` and the helpers below, the reference the C is held to): ``core`` chooses. This module
+imports nothing but the standard library, numpy and Pillow. The constants are in ``runtime/preprocess.json``, which
+the C core and the browser's port (``web/``) read too.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from runtime import native
 from runtime.constants import PREPROCESS
 from runtime.decode import MAX_PIXELS, WORK_SIZE, open_image
 from runtime.ink import PreprocessError, _ink, _minus_paper, _onto_paper, _rank, _stroke_width
@@ -43,24 +46,45 @@ THIN, STROKE, INK_CUT = PREPROCESS["THIN"], PREPROCESS["STROKE"], PREPROCESS["IN
 THIN_WORK = PREPROCESS["THIN_WORK"]
 
 
-def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray) -> np.ndarray:
-    """Any digit image (path, PIL image or array) -> float32 [28, 28] in [0, 1]; PreprocessError if none."""
+def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray, *, core: str | None = None) -> np.ndarray:
+    """Any digit image (path, PIL image or array) -> float32 [28, 28] in [0, 1]; PreprocessError if none.
+
+    ``core`` does steps 2-5: "native" (runtime/native/ink.c, built for this machine) or "numpy" (runtime.ink, the
+    reference); by default native when it builds here, as ``runtime.native.load`` says."""
+    analysis = _core(core)
     source = open_image(image)
     pixels, alpha, factor = source.region(None, WORK_SIZE)
-    ink = _find(pixels, alpha)
-    box = _box(ink)
+    ink, box, stroke = analysis.find(pixels, alpha)
     longest = max(box[2] - box[0], box[3] - box[1])
-    thin = _stroke_width(ink > INK_CUT) < THIN_WORK  # a fine pen, which the reduction has blurred
-    if (longest < DETAIL or thin) and factor > 1:  # a small digit or a fine pen: found again with more pixels
-        region = _around(box, max(longest // 2, 2), factor, source.size)
+    if (longest < DETAIL or stroke < THIN_WORK) and factor > 1:  # a small digit, or a fine pen the reduction blurred:
+        region = _around(box, max(longest // 2, 2), factor, source.size)  # found again with more pixels
         want = max(region[2] - region[0], region[3] - region[1]) * DETAIL_SIZE // (longest * factor)
-        ink = _find(*source.region(region, max(want, 1))[:2])
-    return _centre(_crop(ink))
+        ink = analysis.find(*source.region(region, max(want, 1))[:2])[0]
+    return analysis.centre(ink)
 
 
-def _find(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    distance, noise = _minus_paper(_onto_paper(pixels, alpha))
-    return _ink(distance, noise)
+class Numpy:
+    """Steps 2-5 in numpy (runtime.ink): the reference the compiled core is held to, and its stand-in."""
+
+    @staticmethod
+    def find(pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, tuple[int, int, int, int], float]:
+        """The ink [h, w], its box and the stroke width of its pixels over INK_CUT."""
+        distance, noise = _minus_paper(_onto_paper(pixels, alpha))
+        ink = _ink(distance, noise)
+        return ink, _box(ink), _stroke_width(ink > INK_CUT)
+
+    @staticmethod
+    def centre(ink: np.ndarray) -> np.ndarray:
+        return _centre(_crop(ink))
+
+
+def _core(name: str | None) -> type[Numpy] | native.Native:
+    if name not in (None, "native", "numpy"):
+        raise ValueError(f"core must be 'native' or 'numpy', not {name!r}")
+    found = native.load() if name != "numpy" else None
+    if found is None and name == "native":
+        raise native.BuildError(f"the native core is off here ({native.CHOICE}=numpy, or it did not build)")
+    return found or Numpy
 
 
 def _around(box: tuple[int, int, int, int], grow: int, factor: int, size: tuple[int, int]) -> tuple[int, ...]:

@@ -72,7 +72,7 @@ def runtime_only_python(tmp_path_factory) -> str:
     """The interpreter of a fresh virtualenv holding `pip install '.[runtime]'` of this checkout only."""
     clone = tmp_path_factory.mktemp("clone")  # what a fresh clone holds, without artifacts/ or build leftovers
     for name in ("runtime", "pipeline"):
-        shutil.copytree(REPO / name, clone / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / name, clone / name, ignore=shutil.ignore_patterns("__pycache__", "_ink-*", ".ink-*"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, clone / name)
     venv = tmp_path_factory.mktemp("runtime-venv")

@@ -290,3 +290,6 @@ def test_a_fresh_virtualenv_with_only_the_runtime_extra_classifies(
     command = [str(python), "-m", "runtime.classify", "--model", str(smoke_artifacts / "model.onnx"), str(good[0])]
     done = subprocess.run(command, check=False, capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert done.returncode == 0 and f": {good[1]} (" in done.stdout, done.stderr
+    check = "from runtime import native; print(native.load().path.parent.name)"  # the installed ink.c, built there
+    built = subprocess.run([str(python), "-c", check], check=False, capture_output=True, text=True, cwd=tmp_path)
+    assert built.stdout.strip() == "native" and not built.stderr, built.stderr

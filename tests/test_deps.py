@@ -87,6 +87,7 @@ def test_a_built_folder_has_nothing_to_do(built):
 def test_touching_the_photo_cleaning_code_reruns_only_its_measurement_and_the_report(built):
     assert plan(built, "--what-if=runtime/ink.py") == ["images", "report"]
     assert plan(built, "--what-if=runtime/preprocess.json") == ["images", "report", "web"]  # read; the site holds it
+    assert plan(built, "--what-if=runtime/native/ink.c") == ["images", "report"]
 
 
 def test_changing_the_accuracy_bar_reruns_deploy_and_what_renders_its_decision_only(built):
@@ -127,7 +128,7 @@ def test_a_bad_override_stops_make_in_one_line_before_any_stage(built):
 
 def test_stage_modules_depend_on_what_they_import_and_nothing_else():
     assert "runtime/ink.py" not in deps.modules("benchmark")
-    assert "runtime/preprocess.json" in deps.modules("images")
+    assert {"runtime/native/ink.c", "runtime/preprocess.json"} <= set(deps.modules("images"))
     assert all((deps.ROOT / f).is_file() for files in deps.READS.values() for f in files)
     graph = "pipeline/formats/graph.py"
     assert graph in deps.modules("export") and graph not in deps.modules("train")

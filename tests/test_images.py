@@ -39,6 +39,15 @@ def test_every_set_is_timed_side_by_side_with_its_decode(written):
     for figures in written["sets"].values():
         assert figures["images"] == 3 and figures["decode_ms"] > 0 and figures["to_mnist_ms"] > 0
         assert figures["ratio"] == pytest.approx(figures["to_mnist_ms"] / figures["decode_ms"], rel=0.02)
+        assert figures["numpy_ms"] > 0
+
+
+def test_the_compiled_core_is_measured_beside_numpys(written):
+    assert written["core"] == "native"  # this machine has a C compiler: CI's too
+    text = section.section(written)
+    assert "| numpy ms | numpy / decode |" in text and "runtime/native/ink.c" in text
+    numpy_only = written | {"core": "numpy"}
+    assert "numpy ms" not in section.section(numpy_only) and "did not build" in section.section(numpy_only)
 
 
 def test_throughput_is_measured_with_one_job_and_every_core(written):

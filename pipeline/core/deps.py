@@ -43,6 +43,7 @@ STAMPS = "$(STAMPS)"  # the Makefile's: <artifacts>/.stamps, or the dry run's co
 # one of them changes too.
 READS = {
     "runtime/constants.py": ("runtime/preprocess.json",),
+    "runtime/native/__init__.py": ("runtime/native/ink.c",),
 }
 
 

@@ -1,0 +1,165 @@
+"""The image analysis compiled: ``ink.c`` (steps 2-5 of ``runtime.preprocess``) built for this machine and loaded.
+
+    from runtime import native
+    core = native.load()             # None when it cannot be built here (no C compiler): use runtime.ink's numpy
+    ink, box, stroke = core.find(pixels, alpha)   # as runtime.ink's _find, box and stroke width; PreprocessError
+    digit = core.centre(ink)                      # float32 [28, 28]
+
+``ink.c`` does in two calls what ``runtime.ink`` does in some hundred numpy calls, whose overhead costs more than the
+pixels of a 128 px image: the same 28x28 within float rounding (tests/test_native.py), in a third to a fifth of the
+time (``python -m runtime.bench_images`` measures both). It is built the first time it is needed with the machine's
+C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``; C99 and libm, about a second) into this folder, or into the
+user's cache folder when that fails, under a name that holds the hash of the source and flags and the machine's
+architecture, so an edited source never runs stale. ``RUNTIME_INK=numpy`` keeps numpy; ``RUNTIME_INK=native`` makes
+a failed build an error instead of a warning.
+
+This module imports nothing but the standard library and numpy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from runtime.constants import PREPROCESS
+from runtime.ink import NO_DIGIT, PreprocessError
+
+SOURCE = Path(__file__).with_name("ink.c")
+FLAGS = ("-O3", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared")  # no fused multiply-add: numpy rounds each step
+CHOICE = "RUNTIME_INK"  # environment: "numpy" or "native"; unset: native when it builds
+COMPILERS = ("cc", "gcc", "clang")
+MEMORY = 5  # ink.c's code for a failed allocation
+log = logging.getLogger(__name__)
+_float_p = ctypes.POINTER(ctypes.c_float)
+
+
+class BuildError(RuntimeError):
+    """ink.c could not be built or loaded here; the message says why."""
+
+
+class Native:
+    """The loaded library: ``find`` and ``centre``, with runtime.preprocess's own arguments and results."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        lib = ctypes.CDLL(str(path))
+        listed = ctypes.string_at(ctypes.addressof(ctypes.c_char.in_dll(lib, "ink_names"))).decode()
+        names = listed.rstrip(",").split(",")
+        missing = [n for n in names if n not in PREPROCESS]
+        if missing or len(names) != ctypes.c_int.in_dll(lib, "ink_constants").value:
+            raise BuildError(f"{path.name}: constants not in preprocess.json: {missing}")
+        lib.ink_configure((ctypes.c_double * len(names))(*(PREPROCESS[n] for n in names)))
+        self._find, self._centre = lib.ink_find, lib.ink_centre
+        self._find.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 4
+        self._centre.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+        self.size = int(PREPROCESS["SIZE"])
+
+    def find(self, pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, tuple[int, ...], float]:
+        """A region's float pixels [h, w, C] and alpha [h, w] (or None) -> the ink [h, w], its box (left, top,
+        right, bottom) and the stroke width of its pixels over INK_CUT; PreprocessError if there is no digit."""
+        h, w, c = pixels.shape
+        pixels = np.ascontiguousarray(pixels, np.float32)
+        alpha = None if alpha is None else np.ascontiguousarray(alpha, np.float32)
+        ink = np.empty((h, w), np.float32)
+        box, stroke = (ctypes.c_int * 4)(), ctypes.c_double()
+        status = self._find(
+            pixels.ctypes.data, w, h, c, None if alpha is None else alpha.ctypes.data, ink.ctypes.data, box,
+            ctypes.byref(stroke),
+        )  # fmt: skip
+        _check(status)
+        return ink, tuple(box), stroke.value
+
+    def centre(self, ink: np.ndarray) -> np.ndarray:
+        """The ink [h, w] cropped, thickened if thin, scaled and centred: float32 [SIZE, SIZE]."""
+        ink = np.ascontiguousarray(ink, np.float32)
+        out = np.empty((self.size, self.size), np.float32)
+        _check(self._centre(ink.ctypes.data, ink.shape[1], ink.shape[0], out.ctypes.data))
+        return out
+
+
+def _check(status: int) -> None:
+    if status == MEMORY:
+        raise MemoryError("runtime/native/ink.c: out of memory")
+    if status:
+        raise PreprocessError(NO_DIGIT[status])
+
+
+def library_name() -> str:
+    """The built library's file name: the hash of the source and flags, the machine it is built for (one folder may
+    serve an x86 host and an emulated aarch64 device) and the platform's suffix."""
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
+    return f"_ink-{digest}-{sys.platform}-{platform.machine().lower()}{'.dll' if sys.platform == 'win32' else '.so'}"
+
+
+def folders() -> list[Path]:
+    """Where the library is looked for and built: beside the source, then the user's cache folder."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edge-mnist-runtime"
+    return [SOURCE.parent, cache]
+
+
+def compiler() -> list[str]:
+    """The C compiler's command: ``$CC`` (which may hold flags), else the first of COMPILERS on the PATH."""
+    tried = [shlex.split(os.environ["CC"])] if os.environ.get("CC", "").strip() else [[c] for c in COMPILERS]
+    found = next((c for c in tried if shutil.which(c[0])), None)
+    if found is None:
+        raise BuildError(f"no C compiler found (tried {', '.join(c[0] for c in tried)}; set CC to name one)")
+    return found
+
+
+def build(folder: Path) -> Path:
+    """Compile ink.c into ``folder``; the file appears whole (written aside, then renamed), so processes that
+    build at once do not see each other's half-written files."""
+    target = folder / library_name()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, scratch = tempfile.mkstemp(prefix=".ink-", suffix=".so", dir=folder)
+    os.close(fd)
+    try:
+        command = [*compiler(), *FLAGS, "-o", scratch, str(SOURCE), "-lm"]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise BuildError(f"{command[0]} failed on ink.c:\n{done.stderr.strip()[-2000:]}")
+        os.replace(scratch, target)
+    finally:
+        if os.path.exists(scratch):
+            os.unlink(scratch)
+    return target
+
+
+@functools.cache
+def load() -> Native | None:
+    """The compiled analysis, built first if need be; None if it cannot be (a warning, logged once per process,
+    says why) or if RUNTIME_INK=numpy. RUNTIME_INK=native makes that an error (BuildError)."""
+    choice = os.environ.get(CHOICE, "")
+    if choice == "numpy":
+        return None
+    if choice not in ("", "native"):
+        raise BuildError(f"{CHOICE}={choice!r}: expected 'native' or 'numpy'")
+    problems = []
+    for folder in folders():
+        path = folder / library_name()
+        built = False
+        try:
+            if not path.exists():
+                built = bool(build(folder))
+            return Native(path)
+        except (BuildError, OSError) as e:
+            problems.append(f"{folder}: {e}")
+            if built:  # a compiler for another machine (an emulated one runs the host's): leave nothing that fails
+                path.unlink(missing_ok=True)
+    message = "runtime/native/ink.c could not be built, so images are preprocessed in numpy (about 10x slower):\n"
+    if choice == "native":
+        raise BuildError(message + "\n".join(problems))
+    log.warning("%s%s\n(set %s=numpy to choose numpy and silence this)", message, "\n".join(problems), CHOICE)
+    return None
