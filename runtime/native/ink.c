@@ -515,6 +515,33 @@ static void solve(double a[6][9], int c, double *coef) {
     for (int ch = 0; ch < c; ch++) coef[t * c + ch] = fabs(a[t][t]) < 1e-300 ? 0 : a[t][6 + ch] / a[t][t];
 }
 
+/* The normal equations [A^T A | A^T b] of the samples near the paper, for c channels (a constant, so that the
+   loops unroll): the upper half of A^T A, which is symmetric, then the lower half copied. */
+static inline void normal_equations(const double *terms, const double *sample, const unsigned char *near, int n,
+                                    double a[6][9], const int c) {
+  double ata[21] = {0}, atb[6 * 3] = {0};
+  for (int i = 0; i < n; i++) {
+    if (!near[i]) continue;
+    const double *t = terms + i * 6, *b = sample + i * c;
+    for (int r = 0, k = 0; r < 6; r++) {
+      for (int q = r; q < 6; q++, k++) ata[k] += t[r] * t[q];
+      for (int ch = 0; ch < c; ch++) atb[r * c + ch] += t[r] * b[ch];
+    }
+  }
+  for (int r = 0, k = 0; r < 6; r++) {
+    for (int q = r; q < 6; q++, k++) a[r][q] = a[q][r] = ata[k];
+    for (int ch = 0; ch < c; ch++) a[r][6 + ch] = atb[r * c + ch];
+  }
+}
+
+static void normal1(const double *terms, const double *sample, const unsigned char *near, int n, double a[6][9]) {
+  normal_equations(terms, sample, near, n, a, 1);
+}
+
+static void normal3(const double *terms, const double *sample, const unsigned char *near, int n, double a[6][9]) {
+  normal_equations(terms, sample, near, n, a, 3);
+}
+
 /* runtime/ink.py's _minus_paper, its paper part: flat (the border's median) or a quadratic surface per channel
    fitted to the samples near it. Sets coef [6][c] (float32 values), whether it is a surface, the share explained. */
 static int fit_paper(Arena *arena, const float *px, int w, int h, int c, const float *ax, const float *ay,
@@ -569,17 +596,8 @@ static int fit_paper(Arena *arena, const float *px, int w, int h, int c, const f
         before[i] = near[i], near[i] = is, close += is;
       }
       if (close < 24 || same) break; /* too few samples near the paper, or the same ones as last time */
-      double a[6][9] = {{0}};
-      for (int i = 0; i < n; i++) {
-        if (!near[i]) continue;
-        const double *t = terms + i * 6;
-        for (int r = 0; r < 6; r++) {
-          for (int q = r; q < 6; q++) a[r][q] += t[r] * t[q]; /* the upper half: A^T A is symmetric */
-          for (int ch = 0; ch < c; ch++) a[r][6 + ch] += t[r] * sample[i * c + ch];
-        }
-      }
-      for (int r = 1; r < 6; r++)
-        for (int q = 0; q < r; q++) a[r][q] = a[q][r];
+      double a[6][9];
+      (c == 3 ? normal3 : normal1)(terms, sample, near, n, a);
       solve(a, c, fit);
     }
     *explained = pmax(paper, share(terms, sample, n, c, fit, tol));
