@@ -55,7 +55,7 @@ python -m runtime.bench --name DEVICE
 
 The first run builds the runtime's image analysis (`runtime/native/ink.c`) with the device's C
 compiler, in about a second (`sudo apt install gcc` if there is none). Without one, it says so and
-preprocesses in numpy, several times slower; the models' figures are the same either way.
+preprocesses in numpy, up to 4x slower; the models' figures are the same either way.
 
 Use a short name for the device instead of `DEVICE` (e.g. `pi5`, `pixel8-termux`). It takes
 about a minute; `--quick` checks that everything works in a few seconds. Leave the device

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from runtime import native
 from runtime.classifier import Classifier, ModelError
 from runtime.classify import IMAGE_SUFFIXES
 from runtime.machine import describe as machine
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         image_paths, labels = find_images(args.images)
         about = machine(args.name)
         found = measure(models, image_paths, labels, settings, args.predictions)
-    except BenchError as e:
+    except (BenchError, native.BuildError) as e:
         print(f"python -m runtime.bench: error: {e}", file=sys.stderr)
         return 2
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()

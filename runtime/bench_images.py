@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         except ModelError as e:
             raise BenchError(f"{e.path}: {e.problem}") from None
         record = measure(clf, sets, args.repeat, report=lambda line: print(line, flush=True))
-    except BenchError as e:
+    except (BenchError, native.BuildError) as e:
         print(f"python -m runtime.bench_images: error: {e}", file=sys.stderr)
         return 2
     if args.out:

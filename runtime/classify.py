@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from runtime import native
 from runtime.classifier import MODEL_ENV, Classifier, ModelError, Prediction, default_model
 from runtime.preprocess import PreprocessError
 
@@ -97,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         return classify(Classifier(model), expand(args.images), args.top, args.json, args.jobs)
     except ModelError as e:
         print(f"{model}: error: {e.problem}", file=sys.stderr)
+        return 2
+    except native.BuildError as e:  # RUNTIME_INK=native, and it does not build; or a bad RUNTIME_INK
+        print(f"python -m runtime.classify: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -189,3 +189,16 @@ def test_a_library_built_for_another_machine_is_not_left_behind(copy, tmp_path):
     done = load_in_subprocess(env, copy)
     assert done.stdout.strip() == "None" and "could not be built" in done.stderr
     assert not list(copy.rglob("_ink-*"))  # neither beside the source nor in the cache
+
+
+@pytest.mark.parametrize("command", ["runtime.classify", "runtime.bench_images"])
+def test_native_asked_for_but_not_buildable_stops_a_command_in_one_line(copy, tmp_path, command):
+    onnx.save(tiny_onnx.classifier(), tmp_path / "tiny.onnx")
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    Image.fromarray(np.pad(np.zeros((24, 6), np.uint8), 12, constant_values=255)).save(folder / "1_0.png")
+    env = os.environ | {"CC": "no-such-compiler", "XDG_CACHE_HOME": str(copy / "cache"), native.CHOICE: "native"}
+    args = [sys.executable, "-m", command, "--model", str(tmp_path / "tiny.onnx"), str(folder)]
+    done = subprocess.run(args, cwd=copy, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"python -m {command}: error: " in done.stderr and "no C compiler found" in done.stderr

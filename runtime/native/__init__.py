@@ -6,12 +6,12 @@
     digit = core.centre(ink)                      # float32 [28, 28]
 
 ``ink.c`` does in two calls what ``runtime.ink`` does in some hundred numpy calls, whose overhead costs more than the
-pixels of a 128 px image: the same 28x28 within float rounding (tests/test_native.py), in a third to a fifth of the
-time (``python -m runtime.bench_images`` measures both). It is built the first time it is needed with the machine's
-C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``; C99 and libm, about a second) into this folder, or into the
-user's cache folder when that fails, under a name that holds the hash of the source and flags and the machine's
-architecture, so an edited source never runs stale. ``RUNTIME_INK=numpy`` keeps numpy; ``RUNTIME_INK=native`` makes
-a failed build an error instead of a warning.
+pixels of a 128 px image: the same 28x28 within float rounding (tests/test_native.py), in 0.3 to 0.8 of the time
+(the less, the less of it is decoding; ``python -m runtime.bench_images`` measures both). It is built the first
+time it is needed with the machine's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``; C99 and libm, about a
+second) into this folder, or into the user's cache folder when that fails, under a name that holds the hash of the
+source and flags and the machine's architecture, so an edited source never runs stale. ``RUNTIME_INK=numpy`` keeps
+numpy; ``RUNTIME_INK=native`` makes a failed build an error instead of a warning.
 
 This module imports nothing but the standard library and numpy.
 """
@@ -42,7 +42,6 @@ CHOICE = "RUNTIME_INK"  # environment: "numpy" or "native"; unset: native when i
 COMPILERS = ("cc", "gcc", "clang")
 MEMORY = 5  # ink.c's code for a failed allocation
 log = logging.getLogger(__name__)
-_float_p = ctypes.POINTER(ctypes.c_float)
 
 
 class BuildError(RuntimeError):
@@ -158,7 +157,7 @@ def load() -> Native | None:
             problems.append(f"{folder}: {e}")
             if built:  # a compiler for another machine (an emulated one runs the host's): leave nothing that fails
                 path.unlink(missing_ok=True)
-    message = "runtime/native/ink.c could not be built, so images are preprocessed in numpy (about 10x slower):\n"
+    message = "runtime/native/ink.c could not be built, so images are preprocessed in numpy (up to 4x slower):\n"
     if choice == "native":
         raise BuildError(message + "\n".join(problems))
     log.warning("%s%s\n(set %s=numpy to choose numpy and silence this)", message, "\n".join(problems), CHOICE)
