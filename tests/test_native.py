@@ -202,3 +202,12 @@ def test_native_asked_for_but_not_buildable_stops_a_command_in_one_line(copy, tm
     done = subprocess.run(args, cwd=copy, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert f"python -m {command}: error: " in done.stderr and "no C compiler found" in done.stderr
+
+
+def test_a_user_without_a_home_still_gets_the_folder_beside_the_source(monkeypatch):
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(Path, "home", no_home)
+    assert native.folders() == [native.SOURCE.parent]

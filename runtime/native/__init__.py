@@ -103,9 +103,13 @@ def library_name() -> str:
 
 
 def folders() -> list[Path]:
-    """Where the library is looked for and built: beside the source, then the user's cache folder."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edge-mnist-runtime"
-    return [SOURCE.parent, cache]
+    """Where the library is looked for and built: beside the source, then the user's cache folder, if there is one
+    (a container's user may have no home)."""
+    try:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no $HOME and no entry in the user database
+        return [SOURCE.parent]
+    return [SOURCE.parent, cache / "edge-mnist-runtime"]
 
 
 def compiler() -> list[str]:
