@@ -477,19 +477,22 @@ static void axis(float *out, int n) {
   for (int i = 0; i < n; i++) out[i] = (float)(i == n - 1 && n > 1 ? 1.0 : -1.0 + i * step);
 }
 
+/* How far sample i [c] is from the paper coef [6][c] over its terms [6]: the rms over the channels. */
+static double off_paper(const double *terms, const double *sample, int i, int c, const double *coef) {
+  double s = 0;
+  for (int ch = 0; ch < c; ch++) {
+    double fit = 0;
+    for (int t = 0; t < 6; t++) fit += terms[i * 6 + t] * coef[t * c + ch];
+    double d = sample[i * c + ch] - fit;
+    s = ch ? s + d * d : d * d;
+  }
+  return sqrt(s / c);
+}
+
 /* The share of the grid's samples [n, c] within tol of the paper coef [6][c] over the terms [n, 6]. */
 static double share(const double *terms, const double *sample, int n, int c, const double *coef, double tol) {
   int near = 0;
-  for (int i = 0; i < n; i++) {
-    double s = 0;
-    for (int ch = 0; ch < c; ch++) {
-      double fit = 0;
-      for (int t = 0; t < 6; t++) fit += terms[i * 6 + t] * coef[t * c + ch];
-      double d = sample[i * c + ch] - fit;
-      s = ch ? s + d * d : d * d;
-    }
-    near += sqrt(s / c) <= tol;
-  }
+  for (int i = 0; i < n; i++) near += off_paper(terms, sample, i, c, coef) <= tol;
   return (double)near / n;
 }
 
@@ -577,16 +580,7 @@ static int fit_paper(Arena *arena, const float *px, int w, int h, int c, const f
   *uneven = 0;
   if (paper < K[K_FLAT_SHARE]) {
     for (int round = 0; round < (int)K[K_FIT_ROUNDS]; round++) {
-      for (int i = 0; i < n; i++) {
-        double s = 0;
-        for (int ch = 0; ch < c; ch++) {
-          double f = 0;
-          for (int t = 0; t < 6; t++) f += terms[i * 6 + t] * fit[t * c + ch];
-          double e = sample[i * c + ch] - f;
-          s = ch ? s + e * e : e * e;
-        }
-        d[i] = sqrt(s / c);
-      }
+      for (int i = 0; i < n; i++) d[i] = off_paper(terms, sample, i, c, fit);
       memcpy(work, d, sizeof(double) * n);
       double cut = tolerance(work, n, 0);
       int close = 0, same = round > 0;
