@@ -82,7 +82,7 @@ mcu: $(MCU_OUTPUTS)  ## run every int8 model in TFLite Micro: accuracy, flash, a
 parity: $(PARITY_OUTPUTS)  ## every ONNX artifact on emulated AVX2, SSE-only, aarch64 and wasm CPUs: the same digits?
 firmware: $(FIRMWARE_OUTPUTS)  ## every int8 model as generated C: bit-exact with TFLite Micro, run on emulated Cortex-M4F and M3
 deploy: $(DEPLOY_OUTPUTS)  ## pick the model per target, write model.onnx and the MCU firmware files
-web: $(WEB_OUTPUTS)  ## the browser target: a static site in artifacts/web (skipped in one line without npm)
+web: $(WEB_OUTPUTS)  ## the browser target: a static site in artifacts/web (skipped in one line without npm or clang)
 serve: | $(INSTALLED)  ## serve artifacts/web on http://127.0.0.1:8000/ (PORT=...; any static host works too)
 	@$(PY) -m pipeline.serve --port $(PORT)
 images: $(IMAGES_OUTPUTS)  ## the runtime's image path on user-style images: decode vs to_mnist, accuracy, images/s

@@ -484,9 +484,10 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "web",
         (),
-        inputs=("benchmark.json", "deploy.json", "web/*", "runtime/preprocess*.json"),  # the page reads the latter
+        # the page reads preprocess.json and runs ink.c, built for WebAssembly
+        inputs=("benchmark.json", "deploy.json", "web/*", "runtime/preprocess*.json", "runtime/native/*.c"),
         outputs=("web/index.html",),
-        about="the draw-a-digit page on onnxruntime-web, a static site (skipped in one line without npm)",
+        about="the draw-a-digit page on onnxruntime-web, a static site (skipped in one line without npm or clang)",
     ),
     Stage(
         "images",

@@ -4,16 +4,19 @@
 
 Writes ``<artifacts>/web/``: the page (``web/`` of this repository: index.html, its CSS and
 JavaScript, and ``runtime/preprocess.json``, the preprocessing's constants it shares with the
-runtime), the deployed ``model.onnx``, every ONNX artifact of ``benchmark.json`` (the page
-loads one with ``?model=NAME.onnx``), and the two files of onnxruntime-web's wasm backend (the
+runtime), ``ink.wasm`` (the runtime's image analysis, ``runtime/native/ink.c``, built for
+WebAssembly with clang and wasi-libc: the page runs the C the runtime runs), the deployed
+``model.onnx``, every ONNX artifact of ``benchmark.json`` (the page loads one with
+``?model=NAME.onnx``), and the two files of onnxruntime-web's wasm backend (the
 ES module with its glue code bundled in, and the SIMD wasm binary; not the WebGPU, WebGL or JSEP
 builds) from the pinned npm install in ``web/node_modules`` (``npm ci --prefix web`` runs first
 if it is missing or another version). Files that compress well get a ``.gz`` copy beside them,
 which ``pipeline.serve`` sends to browsers that accept gzip.
 
 The site is built in a temporary folder and renamed into place, so an interrupted run leaves the
-old site or the new one. Without npm, the stage prints one line saying what to install and exits 0:
-the rest of the pipeline does not need the browser target.
+old site or the new one. Without npm, or without a clang that builds for wasm32-wasi, the stage
+prints one line saying what to install and exits 0: the rest of the pipeline does not need the
+browser target.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import gzip
 import json
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -48,6 +52,20 @@ GZIP_MAX_RATIO = 0.9  # keep a .gz copy only if it saves at least a tenth
 SKIPPED = (
     "[web] skipped: the browser target needs npm to install onnxruntime-web (apt-get install npm), then run `make web`"
 )
+INK_C = config_mod.REPO_ROOT / "runtime" / "native" / "ink.c"  # the runtime's image analysis
+# runtime.native.CFLAGS, which tests/test_web.py holds these to. Not imported: every stage that imports this module
+# (the parity stage's wasm tier does) would then rerun when ink.c changes.
+CFLAGS = ("-O3", "-std=c99", "-ffp-contract=off")
+WASM = "ink.wasm"  # INK_C for the page (web/ink.js loads it)
+WASM_CC = "WASM_CC"  # environment: the clang command that builds it (default: clang)
+WASM_FLAGS = ("--target=wasm32-wasi", *CFLAGS, "-nostartfiles", "-Wl,--no-entry", "-Wl,--strip-all")
+WASM_EXPORTS = ("ink_configure", "ink_find", "ink_centre", "ink_names", "ink_constants", "malloc", "free")
+WASM_PACKAGES = "clang lld wasi-libc libclang-rt-14-dev-wasm32"  # Debian 12's
+WASM_SKIPPED = (
+    "[web] skipped: the page's image analysis is runtime/native/ink.c built for WebAssembly, which needs clang with"
+    f" wasm-ld and wasi-libc (apt-get install {WASM_PACKAGES}, or set {WASM_CC}), then run `make web`"
+)
+PROBE = "#include <math.h>\n#include <stdlib.h>\ndouble probe(double x) { return sin(x) + (malloc(8) != 0); }\n"
 
 
 def pinned_version(sources: Path = SOURCES) -> str:
@@ -82,6 +100,30 @@ def ensure_runtime(sources: Path = SOURCES) -> Path | None:
     if missing:
         raise stage.PipelineError(f"{PACKAGE} {want} lacks {', '.join(missing)}: its layout changed, see RUNTIME_FILES")
     return dist
+
+
+def wasm_compiler() -> list[str] | None:
+    """The clang command that builds ``ink.wasm`` (``$WASM_CC``, else clang), if it can here: a C file that needs
+    libm and malloc builds and links for wasm32-wasi. None if not, so that the stage can say what to install."""
+    command = shlex.split(os.environ.get(WASM_CC, "").strip() or "clang")
+    if shutil.which(command[0]) is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "probe.c").write_text(PROBE)
+        args = [*command, *WASM_FLAGS, "-Wl,--export=probe", "probe.c", "-o", "probe.wasm", "-lm"]
+        done = subprocess.run(args, cwd=tmp, capture_output=True, check=False)
+    return command if done.returncode == 0 else None
+
+
+def build_wasm(out: Path, command: list[str]) -> Path:
+    """``runtime/native/ink.c`` built for WebAssembly into ``out``: no imports, WASM_EXPORTS exported."""
+    exports = [f"-Wl,--export={name}" for name in WASM_EXPORTS]
+    args = [*command, *WASM_FLAGS, *exports, str(INK_C), "-o", str(out), "-lm"]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:] or ["no output"]
+        raise stage.PipelineError(f"building {WASM} from {INK_C.name} failed: " + " / ".join(tail))
+    return out
 
 
 def models(cfg: config_mod.Config) -> list[Path]:
@@ -130,11 +172,17 @@ def run(cfg: config_mod.Config) -> Path | None:
     if dist is None:
         print(SKIPPED)
         return None
+    clang = wasm_compiler()
+    if clang is None:
+        print(WASM_SKIPPED)
+        return None
     final = cfg.artifacts / "web"
     scratch = Path(tempfile.mkdtemp(prefix=".web.", dir=cfg.artifacts))
     try:
         scratch.chmod(0o755)  # mkdtemp makes it private; the site is ordinary files
-        rows = build(scratch, page_files() + [dist / f for f in RUNTIME_FILES] + paths)
+        with tempfile.TemporaryDirectory() as tmp:
+            wasm = build_wasm(Path(tmp) / WASM, clang)
+            rows = build(scratch, page_files() + [wasm] + [dist / f for f in RUNTIME_FILES] + paths)
         replace_dir(scratch, final)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

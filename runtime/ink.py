@@ -31,12 +31,7 @@ class PreprocessError(ValueError):
     """The image cannot be read or holds no digit; the message says which."""
 
 
-NO_DIGIT = {  # why there is no digit, by the code runtime/native/ink.c returns for it
-    1: "no digit found (the image is fully transparent)",
-    2: "no digit found (the image is blank or nearly uniform)",
-    3: "no digit found (nothing stands out of the background's noise as ink)",
-    4: "no digit found (only specks differ from the background)",
-}
+NO_DIGIT = dict(enumerate(K["NO_DIGIT"], start=1))  # why there is no digit, by the code runtime/native/ink.c returns
 TRANSPARENT, BLANK, NOISE, SPECKS = NO_DIGIT
 
 

@@ -22,7 +22,7 @@ from paper:
 Steps 2-5 run in C (``runtime/native/ink.c``, built for this machine the first time) or, where it cannot be built,
 in numpy (``runtime.ink`` and the helpers below, the reference the C is held to): ``core`` chooses. This module
 imports nothing but the standard library, numpy and Pillow. The constants are in ``runtime/preprocess.json``, which
-the C core and the browser's port (``web/``) read too.
+the C core and the page (``web/``, which runs the same C built for WebAssembly) read too.
 """
 
 from __future__ import annotations

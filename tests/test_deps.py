@@ -87,7 +87,7 @@ def test_a_built_folder_has_nothing_to_do(built):
 def test_touching_the_photo_cleaning_code_reruns_only_its_measurement_and_the_report(built):
     assert plan(built, "--what-if=runtime/ink.py") == ["images", "report"]
     assert plan(built, "--what-if=runtime/preprocess.json") == ["images", "report", "web"]  # read; the site holds it
-    assert plan(built, "--what-if=runtime/native/ink.c") == ["images", "report"]
+    assert plan(built, "--what-if=runtime/native/ink.c") == ["images", "report", "web"]  # the page's ink.wasm
 
 
 def test_changing_the_accuracy_bar_reruns_deploy_and_what_renders_its_decision_only(built):

@@ -27,7 +27,7 @@ import pytest
 
 from pipeline import config, data, web
 from pipeline.core import stage
-from runtime import Classifier
+from runtime import Classifier, native
 from runtime.metadata import mnist_to_float
 from runtime.preprocess import PreprocessError
 from tests import browser, digits
@@ -110,6 +110,20 @@ def test_web_stage_skips_without_npm(tmp_path, monkeypatch):
     assert web.ensure_runtime(sources) is None
 
 
+@pytest.mark.parametrize("clang", ["no-such-clang", "gcc"])  # missing, or a compiler with no wasm32 target
+def test_web_stage_skips_without_a_clang_for_webassembly(clang, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv(web.WASM_CC, clang)
+    assert web.wasm_compiler() is None
+    monkeypatch.setattr(web, "models", lambda cfg: [])
+    monkeypatch.setattr(web, "ensure_runtime", lambda: tmp_path)
+    assert web.run(config.load("smoke", tmp_path)) is None
+    assert capsys.readouterr().out.strip() == web.WASM_SKIPPED
+
+
+def test_the_page_builds_ink_c_as_the_runtime_does():
+    assert web.CFLAGS == native.CFLAGS and web.INK_C == native.SOURCE
+
+
 def test_package_json_pins_onnxruntime_web_exactly():
     version = web.pinned_version()
     lock = json.loads((web.SOURCES / "package-lock.json").read_text())
@@ -171,7 +185,7 @@ def test_site_holds_the_page_the_models_and_only_the_wasm_backend(site, smoke_ar
     bench = json.loads((smoke_artifacts / "benchmark.json").read_text())
     onnx = {a["name"] for a in bench["artifacts"] if a["format"] == "onnx"} | {"model.onnx"}
     page = {p.name for p in web.page_files()}
-    assert names == page | onnx | set(web.RUNTIME_FILES)
+    assert names == page | onnx | set(web.RUNTIME_FILES) | {web.WASM}
     assert (site / "ort-wasm-simd-threaded.wasm.gz").is_file()
     where = config.load("smoke", site.parent, overrides=[])
     record = json.loads(stage.record_path(where, site / "index.html").read_text())
@@ -186,7 +200,7 @@ def test_page_loads_from_the_server_alone_and_works_offline(chromium, url, smoke
     deployed = json.loads((smoke_artifacts / "deploy.json").read_text())["deployed"]
     assert info["model"] == "model.onnx" and f"model.onnx ({deployed}, " in page.inner_text("#status")
     assert all(r.startswith(url) for r in requests), requests
-    assert {r.rsplit("/", 1)[1] for r in requests if r.endswith((".wasm", ".mjs"))} == set(web.RUNTIME_FILES)
+    assert {r.rsplit("/", 1)[1] for r in requests if r.endswith((".wasm", ".mjs"))} == {*web.RUNTIME_FILES, web.WASM}
     page.context.set_offline(True)
     try:
         result = page.evaluate("window.mnistEdge.classifyPixels(new Float32Array(784).fill(0.5))")
@@ -274,3 +288,14 @@ def test_missing_wasm_is_said_on_the_page(chromium, url):
     shown = page.inner_text("#error")
     page.close()
     assert error and "WebAssembly" in shown
+
+
+@pytest.mark.slow
+def test_missing_image_analysis_is_said_on_the_page(chromium, url):
+    page = chromium.new_page()
+    page.route(f"**/{web.WASM}", lambda route: route.fulfill(status=404, body="not here"))
+    page.goto(url)
+    error = page.evaluate("window.mnistEdge.ready.then(() => null, (e) => e.message)")
+    shown, status = page.inner_text("#error"), page.inner_text("#status")
+    page.close()
+    assert error and f"{web.WASM}" in shown and "404" in shown and "could not start" in status

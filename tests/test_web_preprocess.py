@@ -2,11 +2,13 @@
 
     python -m pytest tests/test_web_preprocess.py -q
 
-The page's modules run as the site holds them (``web/*.js`` beside ``runtime/preprocess.json``, copied into
-a folder of their own); every image is decoded once by Pillow and handed to both as the same RGBA pixels
-(what a browser's ImageData holds). Tolerance: the 28x28s differ by at most MAX_DIFF on at least SHARE of
-the images, and on every image both find the same digit (a tiny classifier's top class) or both say why not.
-Chromium (tests/test_web.py) stays the test of the page itself.
+The page's modules run as the site holds them (``web/*.js`` beside ``runtime/preprocess.json`` and ``ink.wasm``,
+runtime/native/ink.c built for WebAssembly by ``pipeline.web``, in a folder of their own); every image is decoded
+once by Pillow and handed to both as the same RGBA pixels (what a browser's ImageData holds). Tolerance: the 28x28s
+differ by at most MAX_DIFF on at least SHARE of the images, and on every image both find the same digit (a tiny
+classifier's top class) or both say why not; against the native core, whose C the page runs, by at most
+SAME_C (libm's sin, in the Lanczos filter, may round differently in the last bit). Chromium (tests/test_web.py)
+stays the test of the page itself.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tests import preprocess_cases, tiny_onnx
 
 MAX_DIFF = 1 / 255  # largest difference of an output pixel ...
 SHARE = 0.99  # ... on at least this share of the images
+SAME_C = 1e-6  # largest difference from the native core on any image (measured: none, bit for bit)
 SOURCES = Path(__file__).resolve().parent.parent / "web"
 
 
@@ -42,8 +45,12 @@ def run_node(images: list[Image.Image], folder: Path) -> list[dict]:
     node = shutil.which("node")
     if node is None:
         pytest.fail("Node.js is not installed: apt-get install nodejs", pytrace=False)
+    clang = web.wasm_compiler()
+    if clang is None:
+        pytest.fail(web.WASM_SKIPPED.replace("[web] skipped: ", ""), pytrace=False)
     for source in [*web.page_files(), SOURCES / "preprocess-cli.mjs"]:
         shutil.copy(source, folder / source.name)
+    web.build_wasm(folder / web.WASM, clang)
     items = []
     for img in images:
         rgba = np.asarray(img.convert("RGBA"))
@@ -85,6 +92,12 @@ def test_the_28x28s_agree_pixel_by_pixel(both):
     pairs = [(p, n) for p, n in both if not isinstance(p, str) and not isinstance(n, str)]
     close = [float(np.abs(p - n).max()) <= MAX_DIFF for p, n in pairs]
     assert np.mean(close) >= SHARE, [i for i, ok in enumerate(close) if not ok]
+
+
+def test_the_page_computes_what_the_native_core_computes(cases, both):
+    native = [to_mnist(img, core="native") for img, (p, _) in zip(cases, both, strict=True) if not isinstance(p, str)]
+    node = [n for p, n in both if not isinstance(p, str)]
+    assert max(float(np.abs(a - b).max()) for a, b in zip(native, node, strict=True)) <= SAME_C
 
 
 def test_a_classifier_sees_the_same_digit_in_both(both, tmp_path):

@@ -10,6 +10,7 @@
 // once a prediction is shown; data-count counts them). Everything runs in this page: nothing is sent anywhere.
 
 import { PIXELS, loadModel } from "./model.js";
+import { loadInk } from "./ink.js";
 import { PreprocessError, toMnist } from "./preprocess.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -30,7 +31,7 @@ function showError(message) {
 
 async function start() {
   const name = modelName();
-  const model = await loadModel(name);
+  const [model] = await Promise.all([loadModel(name), loadInk()]); // the image analysis: ink.wasm
   const accuracy =
     model.spec.testAccuracy === null ? "" : `${(100 * model.spec.testAccuracy).toFixed(2)} % on the MNIST test set`;
   // The artifact's own name (metadata "name"): model.onnx is a copy of one, say structured_w8.onnx.
@@ -43,7 +44,7 @@ async function start() {
 
 const loading = start();
 loading.catch((e) => {
-  $("#status").textContent = "The model could not be loaded.";
+  $("#status").textContent = "The page could not start.";
   document.body.dataset.state = "error";
   showError(e.message);
 });

@@ -1,22 +1,13 @@
-// Ink from paper: runtime/ink.py in JavaScript, steps 2-4 of the page's preprocessing.
+// Steps 2-5 of the page's preprocessing (paper, ink, blobs, crop and centre): runtime/native/ink.c, the C that
+// runtime.preprocess runs, built for WebAssembly by the web stage (pipeline/web.py writes ink.wasm beside this
+// module) and given runtime/preprocess.json's constants by name, as runtime/native/__init__.py gives them.
 //
-//     import { ontoPaper, minusPaper, ink } from "./ink.js";
-//     const { distance, noise } = minusPaper(ontoPaper(image, alpha));  // image: {width, height, channels, data}
-//     const digit = ink(distance, noise, width, height);                 // Float32Array plane; PreprocessError if none
-//
-// Function for function the algorithm of runtime/ink.py (its docstrings say why each step is there):
-// transparent pixels onto paper, a flat or quadratic paper fitted and taken away (then a white top-hat
-// if the paper is uneven and still not flat), Otsu over the noise floor, a 3x3 median when noisy, and
-// the blobs that make the digit. The same constants (runtime/preprocess.json, through constants.js),
-// the same order, float32 where numpy computes in float32.
+//     import { loadInk } from "./ink.js";
+//     const core = await loadInk();                          // ink.wasm beside this module: fetched, or read in Node
+//     const { ink, box, stroke } = core.find(image, alpha);  // runtime.native.Native.find; PreprocessError if no digit
+//     const digit = core.centre(ink, image.width, image.height); // Float32Array(SIZE * SIZE)
 
-import { mapTo, median, otsu, percentile, rank, rint, strokeWidth } from "./numeric.js";
-import { median3 } from "./resample.js";
-import { blobMask } from "./blobs.js";
 import { K } from "./constants.js";
-import { axis, fitPaper, grain, minusFit, sigma, spread } from "./paper.js";
-
-const f32 = Math.fround;
 
 export class PreprocessError extends Error {
   constructor(message) {
@@ -25,171 +16,99 @@ export class PreprocessError extends Error {
   }
 }
 
-// Composite transparent pixels onto paper: the opaque part's median colour if it is the majority, else
-// the colour its ink is not.
-export function ontoPaper(image, alpha) {
-  if (!alpha) return image;
-  const { width, height, channels, data } = image;
-  const n = width * height;
-  const opaque = [];
-  for (let i = 0; i < n; i++) if (alpha[i] > 0.5) opaque.push(i);
-  if (!opaque.length) throw new PreprocessError("no digit found (the image is fully transparent)");
-  const colour = Array.from({ length: channels }, (_, c) =>
-    f32(
-      median(
-        opaque.map((i) => data[i * channels + c]),
-        true,
-      ),
-    ),
-  );
-  const mean = f32(colour.reduce((s, v) => f32(s + v), 0) / channels);
-  const paper = opaque.length / n >= 0.5 ? colour : colour.map(() => (mean < 0.5 ? 1 : 0));
-  const out = new Float32Array(data.length);
-  for (let i = 0; i < n; i++) {
-    const a = alpha[i];
-    for (let c = 0; c < channels; c++)
-      out[i * channels + c] = f32(data[i * channels + c] * a) + f32(paper[c] * f32(1 - a));
-  }
-  return { width, height, channels, data: out };
+const WASM = new URL("./ink.wasm", import.meta.url);
+const MEMORY = 5; // ink.c's code for a failed allocation; 1-4 are the reasons for no digit (K.NO_DIGIT)
+let loaded = null;
+
+// The compiled core, loaded once.
+export function loadInk() {
+  loaded ??= instantiate().catch((e) => {
+    loaded = null; // a failed fetch may be retried
+    throw new Error(`ink.wasm, the page's image analysis in WebAssembly, could not be loaded: ${e.message}`);
+  });
+  return loaded;
 }
 
-// How far each pixel is from the paper towards the ink's colour (a plane), and the noise level.
-export function minusPaper(image) {
-  const { width: w, height: h, channels: c } = image;
-  const [ax, ay] = [axis(w), axis(h)];
-  const { coef, uneven, explained } = fitPaper(image, ax, ay);
-  const { residual, squares } = minusFit(image, coef, ax, ay);
-  const distance = mapTo(Float32Array, squares, (s) => Math.sqrt(f32(s / c)));
-  const surely = blobMask(threshold(distance, Math.max(otsu(distance), K.NOISE_SIGMAS * spread(distance, w, h))), w, h);
-  if (countSet(surely) < 3) {
-    if (explained < K.EXPLAINED_MIN) return eitherWay(channelMean(residual, c), Math.min(w, h) / K.WIDE_STROKE, w, h);
-    return { distance, noise: sigma(distance, w, h) };
+async function instantiate() {
+  let bytes;
+  if (WASM.protocol === "file:") {
+    const { readFile } = await import("node:fs/promises"); // Node: the tests run the site's files as they are
+    bytes = await readFile(WASM);
+  } else {
+    const response = await fetch(WASM);
+    if (!response.ok) throw new Error(`HTTP ${response.status} for ${WASM.pathname}`);
+    bytes = await response.arrayBuffer();
   }
-  const stroke = strokeWidth(surely, w, h);
-  let [shaded, coloured] = [uneven, surely];
-  if (!uneven && stroke > Math.min(w, h) / K.WIDE_STROKE) {
-    const cut = threshold(distance, otsu(Float32Array.from(where(distance, surely))));
-    const upper = surely.map((v, i) => v & cut[i]);
-    if (shadowed(surely, upper, stroke, w, h)) [shaded, coloured] = [true, upper];
-  }
-  const count = countSet(coloured);
-  const inkColour = new Float64Array(c);
-  for (let i = 0; i < w * h; i++) {
-    if (!coloured[i]) continue;
-    for (let ch = 0; ch < c; ch++) inkColour[ch] += residual[i * c + ch];
-  }
-  const mean = Array.from(inkColour, (v) => f32(v / count));
-  const norm = Math.max(f32(Math.sqrt(mean.reduce((s, v) => s + v * v, 0))), 1e-6);
-  const unit = mean.map((v) => f32(v / norm));
-  const along = new Float64Array(w * h);
-  for (let i = 0; i < w * h; i++) {
-    let s = 0;
-    for (let ch = 0; ch < c; ch++) s = f32(s + f32(residual[i * c + ch] * unit[ch]));
-    along[i] = s / Math.sqrt(c);
-  }
-  return unshade(along, stroke, shaded, w, h);
+  const { instance } = await WebAssembly.instantiate(bytes, {});
+  return new Ink(instance.exports);
 }
 
-function countSet(mask) {
-  let n = 0;
-  for (const v of mask) n += v ? 1 : 0;
-  return n;
+function check(status) {
+  if (status === MEMORY) throw new RangeError("ink.wasm: out of memory");
+  if (status !== 0) throw new PreprocessError(K.NO_DIGIT[status - 1]);
 }
 
-// Whether what stands out of a flat paper (surely), wider than strokes can be, is mostly a shadow with the ink in
-// it: under SHADOW_SHARE of it at its upper level, or that level in strokes under half as wide.
-function shadowed(surely, upper, stroke, w, h) {
-  return countSet(upper) < K.SHADOW_SHARE * countSet(surely) || strokeWidth(upper, w, h) < stroke / 2;
-}
-
-// The residual's mean over channels (float32, as numpy's mean(-1) of a float32 array), as float64.
-function channelMean(residual, c) {
-  const out = new Float64Array(residual.length / c);
-  for (let i = 0; i < out.length; i++) {
-    let s = 0;
-    for (let ch = 0; ch < c; ch++) s = f32(s + residual[i * c + ch]);
-    out[i] = f32(s / c);
+class Ink {
+  constructor(exports) {
+    this.exports = exports;
+    const bytes = new Uint8Array(exports.memory.buffer, exports.ink_names.value);
+    const names = new TextDecoder().decode(bytes.subarray(0, bytes.indexOf(0))).split(",").filter(Boolean);
+    const count = new Int32Array(exports.memory.buffer, exports.ink_constants.value, 1)[0];
+    const missing = names.filter((name) => typeof K[name] !== "number");
+    if (missing.length || names.length !== count) throw new Error(`constants not in preprocess.json: ${missing}`);
+    this.call([8 * count], ([at]) => {
+      this.view(Float64Array, at, count).set(names.map((name) => K[name]));
+      exports.ink_configure(at);
+    });
   }
-  return out;
-}
 
-// unshade of the pixels darker than the paper, or of those lighter if that leaves clearly stronger ink (LIGHT_INK x
-// its 99.5th percentile): for an image no paper explains, where nothing stood out of the flat one.
-function eitherWay(grey, stroke, w, h) {
-  const [dark, light] = [-1, 1].map((sign) => unshade(grey.map((v) => sign * v), stroke, true, w, h));
-  const level = (t) => percentile(Array.from(t.distance), 99.5);
-  return level(light) > K.LIGHT_INK * level(dark) ? light : dark;
-}
+  // A typed array over the module's memory (made anew each time: a grown memory detaches the old views).
+  view(Type, at, length) {
+    return new Type(this.exports.memory.buffer, at, length);
+  }
 
-// The values where the mask is set, as values[mask] in numpy.
-function where(values, mask) {
-  const out = [];
-  for (let i = 0; i < values.length; i++) if (mask[i]) out.push(values[i]);
-  return out;
-}
+  // fn(addresses) with one block of the module's memory cut into buffers of `sizes` bytes (8-byte aligned),
+  // freed after; its result returned.
+  call(sizes, fn) {
+    const offsets = [];
+    let total = 0;
+    for (const size of sizes) {
+      offsets.push(total);
+      total += Math.ceil(size / 8) * 8;
+    }
+    const base = this.exports.malloc(Math.max(total, 8));
+    if (base === 0) throw new RangeError("ink.wasm: out of memory");
+    try {
+      return fn(offsets.map((offset) => base + offset));
+    } finally {
+      this.exports.free(base);
+    }
+  }
 
-// values > t for a float32 plane compare against t rounded to float32, as numpy does with a Python float.
-function threshold(plane, t) {
-  const limit = plane instanceof Float32Array ? f32(t) : t;
-  return mapTo(Uint8Array, plane, (v) => (v > limit ? 1 : 0));
-}
+  // Float pixels {width, height, channels, data} and alpha (Float32Array or null) -> the ink (Float32Array, w x h),
+  // its box [left, top, right, bottom] (right and bottom exclusive) and the stroke width of its pixels over INK_CUT.
+  find({ width, height, channels, data }, alpha) {
+    const n = width * height;
+    return this.call([4 * n * channels, alpha ? 4 * n : 0, 4 * n, 16, 8], ([pixels, opacity, ink, box, stroke]) => {
+      this.view(Float32Array, pixels, n * channels).set(data);
+      if (alpha) this.view(Float32Array, opacity, n).set(alpha);
+      const status = this.exports.ink_find(pixels, width, height, channels, alpha ? opacity : 0, ink, box, stroke);
+      check(status);
+      return {
+        ink: this.view(Float32Array, ink, n).slice(),
+        box: Array.from(this.view(Int32Array, box, 4)),
+        stroke: this.view(Float64Array, stroke, 1)[0],
+      };
+    });
+  }
 
-// If the paper is uneven and still not flat (or "ink" is wider than strokes can be: a shadow, a table), keep only
-// what is narrower than a few strokes (a white top-hat).
-function unshade(along, stroke, uneven, w, h) {
-  const side = Math.min(h, w);
-  const wide = uneven && stroke > side / K.WIDE_STROKE;
-  stroke = Math.min(stroke, side / K.WIDE_STROKE);
-  const k = 2 * rint(Math.max(K.TOPHAT_STROKES * stroke, side / K.TOPHAT_FRACTION)) + 1;
-  const flatter = () => spread(along, w, h, true) > 2 * grain(along, w, h) + K.NOISY;
-  if (uneven && (wide || flatter()) && k < Math.floor(side / 4)) {
-    const opened = rank(rank(along, w, h, k, "min"), w, h, k, "max");
-    for (let i = 0; i < along.length; i++) along[i] -= opened[i];
-    const middle = median(along);
-    for (let i = 0; i < along.length; i++) along[i] -= middle;
+  // The ink (w x h) cropped, thickened if thin, scaled and centred: Float32Array(SIZE * SIZE).
+  centre(ink, width, height) {
+    const size = K.SIZE * K.SIZE;
+    return this.call([4 * width * height, 4 * size], ([plane, out]) => {
+      this.view(Float32Array, plane, width * height).set(ink);
+      check(this.exports.ink_centre(plane, width, height, out));
+      return this.view(Float32Array, out, size).slice();
+    });
   }
-  const noise = sigma(along, w, h);
-  return { distance: along.map((v) => Math.max(v, 0)), noise };
-}
-
-// Distance from paper -> ink in [0, 1] (Float32Array plane), 0 away from the digit.
-export function ink(distance, noise, w, h) {
-  let floor = Math.max(K.NOISE_SIGMAS * noise, 0.5 / 255);
-  if (noise > K.NOISY) {
-    let top = 0;
-    for (const v of distance) top = Math.max(top, v);
-    const grey = median3(
-      mapTo(Uint8Array, distance, (v) => rint(v * (255 / top))),
-      w,
-      h,
-    );
-    const back = f32(top / 255);
-    distance = mapTo(Float32Array, grey, (v) => f32(v * back));
-  }
-  const cut = threshold(distance, Math.max(otsu(distance), floor));
-  const above = where(distance, cut);
-  const full = above.length ? percentile(above, 75) : 0;
-  if (full < Math.max(K.MIN_CONTRAST, 1.5 * floor)) {
-    let top = 0;
-    for (let i = 0; i < distance.length; i++) top = Math.max(top, distance[i]);
-    if (top < K.MIN_CONTRAST) throw new PreprocessError("no digit found (the image is blank or nearly uniform)");
-    throw new PreprocessError("no digit found (nothing stands out of the background's noise as ink)");
-  }
-  floor = Math.min(floor, full / 2);
-  const digit = blobMask(threshold(distance, floor + K.INK_CUT * (full - floor)), w, h);
-  const area = digit.reduce((s, v) => s + v, 0);
-  if (area < Math.max(3, 2e-4 * digit.length)) {
-    throw new PreprocessError("no digit found (only specks differ from the background)");
-  }
-  const level = Math.max(percentile(where(distance, digit), 75), 2 * floor);
-  const near = rank(digit, w, h, K.MASK_GROW, "max");
-  const out = new Float32Array(w * h);
-  for (let i = 0; i < out.length; i++) {
-    const x =
-      distance instanceof Float32Array
-        ? f32(f32(distance[i] - f32(floor)) / f32(level - floor))
-        : (distance[i] - floor) / (level - floor);
-    out[i] = near[i] ? Math.min(1, Math.max(0, x)) : 0;
-  }
-  return out;
 }

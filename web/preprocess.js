@@ -1,18 +1,17 @@
-// The page's image preprocessing: runtime/preprocess.py in JavaScript, any digit image -> an MNIST-style 28x28.
+// The page's image preprocessing: runtime/preprocess.py's steps in the browser, any digit image -> an MNIST-style 28x28.
 //
 //     import { toMnist } from "./preprocess.js";
 //     const pixels = await toMnist(fileOrBlobOrImageData);  // Float32Array(784) in [0, 1], white ink on black
 //
-// The steps of runtime/preprocess.py and runtime/decode.py (their docstrings say why), with the constants of
-// runtime/preprocess.json: decode (the size checked first; a big JPEG reduced by a power of two as Pillow's
-// draft mode does), reduce by a whole factor to WORK_SIZE with Pillow's reduce (alpha premultiplied), find the
-// ink (ink.js), and a digit under DETAIL px once more on a region around it at more resolution; crop to it,
-// thicken a thin pen, scale the longer side to 20 px with Pillow's Lanczos filter and place the centre of mass
-// at (14, 14). The browser decodes the file: no colour management, like Pillow; 16-bit images come out 8-bit.
+// Step 1 here, as runtime/decode.py does it (its docstring says why), with the constants of runtime/preprocess.json:
+// decode (the size checked first; a big JPEG reduced by a power of two as Pillow's draft mode does), reduce by a
+// whole factor to WORK_SIZE with Pillow's reduce (alpha premultiplied). Steps 2-5 are runtime/native/ink.c itself,
+// built for WebAssembly (ink.js): find the ink, and a digit under DETAIL px once more on a region around it at more
+// resolution; crop to it, thicken a thin pen, scale the longer side to 20 px with Pillow's Lanczos filter and place
+// the centre of mass at (14, 14). The browser decodes the file: no colour management, like Pillow; 16-bit images
+// come out 8-bit.
 
-import { PreprocessError, ink, minusPaper, ontoPaper } from "./ink.js";
-import { mapTo, rank, rint, strokeWidth } from "./numeric.js";
-import { resizeFloat } from "./resample.js";
+import { PreprocessError, loadInk } from "./ink.js";
 import { K } from "./constants.js";
 
 export { PreprocessError };
@@ -21,47 +20,28 @@ const f32 = Math.fround;
 export async function toMnist(source) {
   const decoded =
     typeof ImageData !== "undefined" && source instanceof ImageData ? fromImageData(source) : await load(source);
-  return mnistFromSource(decoded);
+  return mnistFromSource(decoded, await loadInk());
 }
 
-// A decoded image {planes: [r, g, b, a] Uint8Arrays, width, height} -> the 28x28 (runtime.preprocess.to_mnist).
-export function mnistFromSource(source) {
+// A decoded image {planes: [r, g, b, a] Uint8Arrays, width, height} -> the 28x28 (runtime.preprocess.to_mnist),
+// with `core` from loadInk().
+export function mnistFromSource(source, core) {
   let { image, alpha, factor } = region(source, null, K.WORK_SIZE);
-  let inked = find(image, alpha);
-  const box = inkBox(inked, image.width, image.height);
+  let { ink, box, stroke } = core.find(image, alpha);
   const longest = Math.max(box[2] - box[0], box[3] - box[1]);
-  const thin = strokeWidth(mapTo(Uint8Array, inked, (v) => (v > f32(K.INK_CUT) ? 1 : 0)), image.width, image.height);
-  if ((longest < K.DETAIL || thin < K.THIN_WORK) && factor > 1) {
+  if ((longest < K.DETAIL || stroke < K.THIN_WORK) && factor > 1) {
     const grown = around(box, Math.max(Math.floor(longest / 2), 2), factor, source);
     const want = Math.floor((Math.max(grown[2] - grown[0], grown[3] - grown[1]) * K.DETAIL_SIZE) / (longest * factor));
     ({ image, alpha } = region(source, grown, Math.max(want, 1)));
-    inked = find(image, alpha);
+    ({ ink } = core.find(image, alpha));
   }
-  return centre(crop(inked, image.width, image.height));
+  return core.centre(ink, image.width, image.height);
 }
 
 // RGBA bytes (as ImageData holds them) -> the 28x28; `draft` > 1 reduces them first as a JPEG's draft mode would.
-export function mnistFromRgba(rgba, width, height, draft = 1) {
+export async function mnistFromRgba(rgba, width, height, draft = 1) {
   checkSize(width, height);
-  return mnistFromSource(fromRgba(rgba, width, height, draft));
-}
-
-function find(image, alpha) {
-  const { distance, noise } = minusPaper(ontoPaper(image, alpha));
-  return ink(distance, noise, image.width, image.height);
-}
-
-// The ink's bounding box: left, top, right, bottom (exclusive).
-function inkBox(inked, width, height) {
-  let [top, bottom, left, right] = [height, -1, width, -1];
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (inked[y * width + x] === 0) continue;
-      [top, bottom] = [Math.min(top, y), Math.max(bottom, y)];
-      [left, right] = [Math.min(left, x), Math.max(right, x)];
-    }
-  }
-  return [left, top, right + 1, bottom + 1];
+  return mnistFromSource(fromRgba(rgba, width, height, draft), await loadInk());
 }
 
 // `box` of the reduced image grown by `grow` px on each side, in the full image's pixels, within it.
@@ -135,8 +115,17 @@ function draftScale(width, height) {
 }
 
 function planes(rgba, count) {
-  const out = [0, 1, 2, 3].map(() => new Uint8Array(count));
-  for (let i = 0; i < count; i++) for (let c = 0; c < 4; c++) out[c][i] = rgba[i * 4 + c];
+  return [0, 1, 2, 3].map((c) => {
+    const plane = new Uint8Array(count);
+    for (let i = 0; i < count; i++) plane[i] = rgba[4 * i + c];
+    return plane;
+  });
+}
+
+// 8-bit values as float32 in [0, 1]: numpy's astype(float32) / 255.
+function toFloat(plane) {
+  const out = new Float32Array(plane.length);
+  for (let i = 0; i < plane.length; i++) out[i] = plane[i] / 255;
   return out;
 }
 
@@ -220,62 +209,16 @@ function region(source, box, longest) {
     [width, height] = [Math.ceil(width / factor), Math.ceil(height / factor)];
   }
   const n = width * height;
-  const [r, g, b, a] = cut.map((p) => mapTo(Float32Array, p, (v) => v / 255));
+  const [r, g, b, a] = cut.map(toFloat);
   let grey = true;
   const limit = f32(2 / 255);
   for (let i = 0; i < n && grey; i++) grey = Math.abs(f32(g[i] - r[i])) < limit && Math.abs(f32(b[i] - r[i])) < limit;
   const data = grey ? r : new Float32Array(n * 3);
-  if (!grey) for (let i = 0; i < n; i++) [data[3 * i], data[3 * i + 1], data[3 * i + 2]] = [r[i], g[i], b[i]];
+  for (let i = 0; i < n && !grey; i++) {
+    data[3 * i] = r[i];
+    data[3 * i + 1] = g[i];
+    data[3 * i + 2] = b[i];
+  }
   const opaque = a.every((v) => !(v < f32(254 / 255)));
   return { image: { width, height, channels: grey ? 1 : 3, data }, alpha: opaque ? null : a, factor };
-}
-
-// The ink's bounding box; a pen much thinner than MNIST's (relative to the digit's size) is thickened.
-function crop(inked, width, height) {
-  const [left, top, right1, bottom1] = inkBox(inked, width, height);
-  const [right, bottom] = [right1 - 1, bottom1 - 1];
-  let [w, h] = [right - left + 1, bottom - top + 1];
-  let out = new Float32Array(w * h);
-  for (let y = 0; y < h; y++) out.set(inked.subarray((top + y) * width + left, (top + y) * width + left + w), y * w);
-  const stroke = strokeWidth(
-    mapTo(Uint8Array, out, (v) => (v > f32(K.INK_CUT) ? 1 : 0)),
-    w,
-    h,
-  );
-  const length = Math.max(w, h);
-  if ((stroke * K.BOX) / length < K.THIN) {
-    const k = 1 + 2 * rint(((K.STROKE * length) / K.BOX - stroke) / (1 - K.STROKE / K.BOX) / 2);
-    if (k > 1) {
-      const m = k >> 1;
-      const padded = new Float32Array((w + 2 * m) * (h + 2 * m));
-      for (let y = 0; y < h; y++) padded.set(out.subarray(y * w, (y + 1) * w), (y + m) * (w + 2 * m) + m);
-      [w, h] = [w + 2 * m, h + 2 * m];
-      out = rank(padded, w, h, k, "max");
-    }
-  }
-  return { plane: out, width: w, height: h };
-}
-
-// Scale the longer side to K.BOX px (Lanczos) and place the centre of mass at (14, 14) of 28x28.
-function centre({ plane, width: w, height: h }) {
-  const scale = K.BOX / Math.max(h, w);
-  const [sw, sh] = [Math.max(1, rint(w * scale)), Math.max(1, rint(h * scale))];
-  const digit = sw === w && sh === h ? plane : resizeFloat(plane, w, h, sw, sh);
-  let [mass, my, mx] = [0, 0, 0];
-  for (let y = 0; y < sh; y++) {
-    for (let x = 0; x < sw; x++) {
-      const v = (digit[y * sw + x] = Math.min(1, Math.max(0, digit[y * sw + x])));
-      mass += v;
-      my += y * v;
-      mx += x * v;
-    }
-  }
-  const top = rint(K.SIZE / 2 - my / mass);
-  const left = rint(K.SIZE / 2 - mx / mass);
-  const out = new Float32Array(K.SIZE * K.SIZE);
-  for (let y = Math.max(top, 0); y < Math.min(top + sh, K.SIZE); y++) {
-    for (let x = Math.max(left, 0); x < Math.min(left + sw, K.SIZE); x++)
-      out[y * K.SIZE + x] = digit[(y - top) * sw + x - left];
-  }
-  return out;
 }

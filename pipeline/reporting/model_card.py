@@ -95,7 +95,7 @@ cropped to the ink, the longer side scaled to 20 px and centred by mass in 28x28
 
 - Anything but the single digits 0-9: letters, signs, several digits in one image (it will still answer
   one digit, with a confidence that does not mean "not a digit"), multi-line text.
-- Feeding raw camera frames to the model without `runtime/preprocess.py` (or the web page's port of it).
+- Feeding raw camera frames to the model without `runtime/preprocess.py` (or the web page's, which runs the same C).
 - Images the preprocessing cannot separate: a digit touching the frame or other marks, very low contrast,
   strong perspective or rotation beyond a few degrees, typeset fonts far from handwriting.
 - Decisions with consequences without a human check: about 1 digit in {round(1 / max(1 - d["accuracy"], 1e-9)):,}

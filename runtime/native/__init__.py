@@ -11,7 +11,8 @@ pixels of a 128 px image: the same 28x28 within float rounding (tests/test_nativ
 time it is needed with the machine's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``; C99 and libm, about a
 second) into this folder, or into the user's cache folder when that fails, under a name that holds the hash of the
 source and flags and the machine's architecture, so an edited source never runs stale. ``RUNTIME_INK=numpy`` keeps
-numpy; ``RUNTIME_INK=native`` makes a failed build an error instead of a warning.
+numpy; ``RUNTIME_INK=native`` makes a failed build an error instead of a warning. The page runs this source too,
+built for WebAssembly by the web stage (``pipeline/web.py``, ``web/ink.js``).
 
 This module imports nothing but the standard library and numpy.
 """
@@ -37,7 +38,8 @@ from runtime.constants import PREPROCESS
 from runtime.ink import NO_DIGIT, PreprocessError
 
 SOURCE = Path(__file__).with_name("ink.c")
-FLAGS = ("-O3", "-std=c99", "-ffp-contract=off", "-fPIC", "-shared")  # no fused multiply-add: numpy rounds each step
+CFLAGS = ("-O3", "-std=c99", "-ffp-contract=off")  # no fused multiply-add: numpy rounds each step; the page's
+FLAGS = (*CFLAGS, "-fPIC", "-shared")  # WebAssembly build (pipeline/web.py) uses the same CFLAGS
 CHOICE = "RUNTIME_INK"  # environment: "numpy" or "native"; unset: native when it builds
 COMPILERS = ("cc", "gcc", "clang")
 MEMORY = 5  # ink.c's code for a failed allocation
