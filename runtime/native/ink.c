@@ -128,8 +128,9 @@ static void select_pair(double *a, int n, int k, double *first, double *next) {
     return;
   }
 #define BIN(v) ((int)(((v) - lo) * scale) < SELECT_BINS - 1 ? (int)(((v) - lo) * scale) : SELECT_BINS - 1)
-  int counts[SELECT_BINS] = {0}, k2 = k2_of(n, k), b = 0, below = 0;
-  for (int i = 0; i < n; i++) counts[BIN(a[i])]++;
+  int lanes[4][SELECT_BINS] = {{0}}, counts[SELECT_BINS], k2 = k2_of(n, k), b = 0, below = 0;
+  for (int i = 0; i < n; i++) lanes[i & 3][BIN(a[i])]++; /* four histograms: equal values would wait on one bin */
+  for (int i = 0; i < SELECT_BINS; i++) counts[i] = lanes[0][i] + lanes[1][i] + lanes[2][i] + lanes[3][i];
   while (below + counts[b] <= k) below += counts[b++];
   int b2 = b, below2 = below;
   while (below2 + counts[b2] <= k2) below2 += counts[b2++];
@@ -176,16 +177,16 @@ static double percentile(double *a, int n, double q, int single) {
 
 /* Otsu's threshold over a 256-bin histogram of [0, max] (runtime/ink.py's _otsu). */
 static double otsu(const double *x, int n, int single) {
-  double top = 1e-6, hist[256] = {0}, w[256], m[256], w0 = 0, m0 = 0, best_value = -INFINITY;
+  double top = 1e-6, w[256], m[256], w0 = 0, m0 = 0, best_value = -INFINITY;
+  int lanes[4][256] = {{0}}; /* four histograms, summed after: most values share a bin, and one would wait on it */
   for (int i = 0; i < n; i++) top = x[i] > top ? x[i] : top;
   double scale = rf(256 / top, single), width = top / 256;
   for (int i = 0; i < n; i++) {
-    double v = rf(x[i] * scale, single);
-    int bin = (int)v;
-    hist[bin < 255 ? bin : 255] += 1;
+    int bin = (int)rf(x[i] * scale, single);
+    lanes[i & 3][bin < 255 ? bin : 255]++;
   }
   for (int i = 0; i < 256; i++) {
-    double p = hist[i] / n;
+    double p = (double)(lanes[0][i] + lanes[1][i] + lanes[2][i] + lanes[3][i]) / n;
     w[i] = w0 += p;
     m[i] = m0 += p * ((i + 0.5) * width);
   }
@@ -239,6 +240,33 @@ static int rank(Arena *arena, double *plane, int w, int h, int k, int take_max) 
     }
     (take_max ? maxima : minima)(line, w + 2 * r, k, out, w, ahead, behind);
     memcpy(plane + (size_t)y * w, out, sizeof(double) * w);
+  }
+  return 1;
+}
+
+/* A 0/1 mask grown by a k x k square (k odd; rank's max, edges replicated): out is 1 where the window holds a 1.
+   Counts of ones in running windows, the columns' first, then the rows'. */
+static int grow(Arena *arena, const unsigned char *mask, int w, int h, int k, unsigned char *out) {
+  int r = k / 2, *column = NEW(arena, int, (size_t)w * h);
+  if (arena->failed) return 0;
+  for (int x = 0; x < w; x++) {
+    int ones = 0;
+    for (int y = 0; y < r && y < h; y++) ones += mask[y * w + x];
+    for (int y = 0; y < h; y++) {
+      if (y + r < h) ones += mask[(y + r) * w + x];
+      if (y - r - 1 >= 0) ones -= mask[(y - r - 1) * w + x];
+      column[y * w + x] = ones > 0;
+    }
+  }
+  for (int y = 0; y < h; y++) {
+    const int *row = column + (size_t)y * w;
+    int ones = 0;
+    for (int x = 0; x < r && x < w; x++) ones += row[x];
+    for (int x = 0; x < w; x++) {
+      if (x + r < w) ones += row[x + r];
+      if (x - r - 1 >= 0) ones -= row[x - r - 1];
+      out[y * w + x] = ones > 0;
+    }
   }
   return 1;
 }
@@ -643,6 +671,7 @@ static int minus_paper(Arena *arena, const float *px, int w, int h, int c, Plane
   double explained;
   if (!fit_paper(arena, px, w, h, c, ax, ay, coef, &uneven, &explained)) return 0;
   distance->w = w, distance->h = h, distance->single = 1;
+  double *far = distance->v; /* a local: stores through the plane's pointer would make it reload the pointer */
   for (int y = 0; y < h; y++) {
     for (int x = 0; x < w; x++) {
       int i = y * w + x;
@@ -661,7 +690,7 @@ static int minus_paper(Arena *arena, const float *px, int w, int h, int c, Plane
         float r = residual[(size_t)i * c + ch] = px[(size_t)i * c + ch] - fit;
         squares = ch ? squares + r * r : r * r;
       }
-      distance->v[i] = sqrtf(squares / c);
+      far[i] = sqrtf(c == 1 ? squares : squares / c); /* x / 1 is x */
     }
   }
   double cut = pmax(otsu(distance->v, n, 1), K[K_NOISE_SIGMAS] * spread(arena, distance, 0));
@@ -710,10 +739,11 @@ static int minus_paper(Arena *arena, const float *px, int w, int h, int c, Plane
   for (int ch = 0; ch < c; ch++) mean[ch] = mean[ch] / m, dot += mean[ch] * mean[ch];
   float norm = (float)pmax(sqrtf(dot), 1e-6);
   for (int ch = 0; ch < c; ch++) unit[ch] = mean[ch] / norm;
+  double root = sqrt((double)c);
   for (int i = 0; i < n; i++) {
     float s = 0;
     for (int ch = 0; ch < c; ch++) s += residual[(size_t)i * c + ch] * unit[ch];
-    work[i] = s / sqrt((double)c);
+    work[i] = c == 1 ? s : s / root; /* x / 1 is x: no division per pixel of a grey image */
   }
   *noise = unshade(arena, &along, stroke, uneven);
   memcpy(distance->v, work, sizeof(double) * n);
@@ -724,8 +754,8 @@ static int minus_paper(Arena *arena, const float *px, int w, int h, int c, Plane
 /* runtime/ink.py's _ink: distance from paper -> ink in [0, 1], 0 away from the digit (out, w x h floats). */
 static int ink_from(Arena *arena, Plane *distance, double noise, float *out, int *status) {
   int w = distance->w, h = distance->h, n = w * h;
-  double *work = NEW(arena, double, n), *grown = NEW(arena, double, n);
-  unsigned char *grey = NEW(arena, unsigned char, n), *smooth = NEW(arena, unsigned char, n), *digit = grey;
+  double *work = NEW(arena, double, n);
+  unsigned char *grown = NEW(arena, unsigned char, n), *grey = NEW(arena, unsigned char, n), *smooth = NEW(arena, unsigned char, n), *digit = grey;
   if (arena->failed) return 0;
   double floor_ = pmax(K[K_NOISE_SIGMAS] * noise, 0.5 / 255), top = 0;
   for (int i = 0; i < n; i++) top = distance->v[i] > top ? distance->v[i] : top;
@@ -760,17 +790,16 @@ static int ink_from(Arena *arena, Plane *distance, double noise, float *out, int
     return 1;
   }
   double level = pmax(percentile(work, m, 75, distance->single), 2 * floor_);
-  for (int i = 0; i < n; i++) grown[i] = digit[i];
-  if (!rank(arena, grown, w, h, (int)K[K_MASK_GROW], 1)) return 0;
+  if (!grow(arena, digit, w, h, (int)K[K_MASK_GROW], grown)) return 0;
+  const double *v = distance->v;
   for (int i = 0; i < n; i++) {
-    double x;
-    if (distance->single) {
-      x = (float)((float)(distance->v[i] - (float)floor_) / (float)(level - floor_));
-    } else {
-      x = (distance->v[i] - floor_) / (level - floor_);
+    double x = 0; /* away from the grown mask: no division */
+    if (grown[i] && distance->single) {
+      x = (float)((float)(v[i] - (float)floor_) / (float)(level - floor_));
+    } else if (grown[i]) {
+      x = (v[i] - floor_) / (level - floor_);
     }
-    x = x < 0 ? 0 : (x > 1 ? 1 : x);
-    out[i] = grown[i] ? (float)x : 0.0f;
+    out[i] = (float)(x < 0 ? 0 : (x > 1 ? 1 : x));
   }
   *status = INK_OK;
   return 1;
