@@ -128,8 +128,15 @@ static void select_pair(double *a, int n, int k, double *first, double *next) {
     return;
   }
 #define BIN(v) ((int)(((v) - lo) * scale) < SELECT_BINS - 1 ? (int)(((v) - lo) * scale) : SELECT_BINS - 1)
-  int lanes[4][SELECT_BINS] = {{0}}, counts[SELECT_BINS], k2 = k2_of(n, k), b = 0, below = 0;
-  for (int i = 0; i < n; i++) lanes[i & 3][BIN(a[i])]++; /* four histograms: equal values would wait on one bin */
+  int lanes[4][SELECT_BINS] = {{0}}, counts[SELECT_BINS], k2 = k2_of(n, k), b = 0, below = 0, lowest = 0;
+  for (int i = 0; i < n; i++) { /* four histograms: equal values would wait on one bin */
+    lanes[i & 3][BIN(a[i])]++;
+    lowest += a[i] == lo;
+  }
+  if (lowest > k2) { /* both ranks hold the least value (clean paper: most distances and steps are 0) */
+    *first = *next = lo;
+    return;
+  }
   for (int i = 0; i < SELECT_BINS; i++) counts[i] = lanes[0][i] + lanes[1][i] + lanes[2][i] + lanes[3][i];
   while (below + counts[b] <= k) below += counts[b++];
   int b2 = b, below2 = below;
