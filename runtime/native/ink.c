@@ -111,48 +111,60 @@ static double select_kth(double *a, int n, int k) {
   return a[k];
 }
 
+/* The least and the greatest of a[0..n) (n > 0), in four lanes: one would wait on each comparison before the next. */
+static void extent(const double *a, int n, double *least, double *most) {
+  double lo[4] = {a[0], a[0], a[0], a[0]}, hi[4] = {a[0], a[0], a[0], a[0]};
+  int i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; j++) lo[j] = a[i + j] < lo[j] ? a[i + j] : lo[j], hi[j] = a[i + j] > hi[j] ? a[i + j] : hi[j];
+  for (; i < n; i++) lo[0] = a[i] < lo[0] ? a[i] : lo[0], hi[0] = a[i] > hi[0] ? a[i] : hi[0];
+  *least = pmin(pmin(lo[0], lo[1]), pmin(lo[2], lo[3])), *most = pmax(pmax(hi[0], hi[1]), pmax(hi[2], hi[3]));
+}
+
 /* The k-th and (k+1)-th smallest of a (the second the first when k is the last index), rearranging a. Exact, and
-   with few mispredicted branches: a histogram of SELECT_BINS bins over [min, max] (monotone in the value) finds the
-   bins that hold the two ranks; Hoare's selection runs on those values only. */
+   with few mispredicted branches: a histogram over [min, max] (monotone in the value; about n / 4 bins, so that a
+   short array does not pay for a long histogram) finds the bins that hold the two ranks; Hoare's selection runs on
+   those values only. */
 #define SELECT_BINS 1024
 static int k2_of(int n, int k) { return k + 1 < n ? k + 1 : k; }
 
 static void select_pair(double *a, int n, int k, double *first, double *next) {
-  double lo = a[0], hi = a[0];
-  for (int i = 1; i < n; i++) lo = a[i] < lo ? a[i] : lo, hi = a[i] > hi ? a[i] : hi;
-  double scale = SELECT_BINS / (hi - lo);
+  double lo, hi;
+  extent(a, n, &lo, &hi);
+  int bins = 64;
+  while (bins < SELECT_BINS && 4 * bins < n) bins *= 2;
+  double scale = bins / (hi - lo);
   if (!(hi > lo) || !isfinite(scale)) { /* all equal, or a range too wide or narrow to bin: select them all */
     *first = select_kth(a, n, k);
     *next = k2_of(n, k) == k ? *first : INFINITY;
     for (int i = k + 1; i < n; i++) *next = a[i] < *next ? a[i] : *next;
     return;
   }
-#define BIN(v) ((int)(((v) - lo) * scale) < SELECT_BINS - 1 ? (int)(((v) - lo) * scale) : SELECT_BINS - 1)
-  int lanes[4][SELECT_BINS] = {{0}}, counts[SELECT_BINS], k2 = k2_of(n, k), b = 0, below = 0, lowest = 0;
+#define BIN(v) ((int)(((v) - lo) * scale) < bins - 1 ? (int)(((v) - lo) * scale) : bins - 1)
+  int lanes[4 * SELECT_BINS], counts[SELECT_BINS], k2 = k2_of(n, k), b = 0, below = 0, lowest = 0;
+  memset(lanes, 0, sizeof(int) * 4 * bins);
   for (int i = 0; i < n; i++) { /* four histograms: equal values would wait on one bin */
-    lanes[i & 3][BIN(a[i])]++;
+    lanes[(i & 3) * bins + BIN(a[i])]++;
     lowest += a[i] == lo;
   }
   if (lowest > k2) { /* both ranks hold the least value (clean paper: most distances and steps are 0) */
     *first = *next = lo;
     return;
   }
-  for (int i = 0; i < SELECT_BINS; i++) counts[i] = lanes[0][i] + lanes[1][i] + lanes[2][i] + lanes[3][i];
+  for (int i = 0; i < bins; i++) counts[i] = lanes[i] + lanes[bins + i] + lanes[2 * bins + i] + lanes[3 * bins + i];
   while (below + counts[b] <= k) below += counts[b++];
   int b2 = b, below2 = below;
   while (below2 + counts[b2] <= k2) below2 += counts[b2++];
-  int m = 0, m2; /* the values of bin b to the front, then those of bin b2 */
-  for (int i = 0; i < n; i++)
-    if (BIN(a[i]) == b) {
-      double t = a[m];
-      a[m++] = a[i], a[i] = t;
+  int m = 0, m2 = 0; /* in one pass, the values of bin b to a[0, m), then those of bin b2 to a[m, m2) */
+  for (int i = 0; i < n; i++) {
+    int bin = BIN(a[i]);
+    double t = a[i];
+    if (bin == b) { /* a[m] (a value of b2, if any) moves up to a[m2], a[m2] to a[i] */
+      a[i] = a[m2], a[m2] = a[m], a[m] = t, m++, m2++;
+    } else if (bin == b2) {
+      a[i] = a[m2], a[m2] = t, m2++;
     }
-  m2 = m;
-  for (int i = m; i < n && b2 != b; i++)
-    if (BIN(a[i]) == b2) {
-      double t = a[m2];
-      a[m2++] = a[i], a[i] = t;
-    }
+  }
 #undef BIN
   *first = select_kth(a, m, k - below);
   if (b2 != b) {
@@ -186,7 +198,11 @@ static double percentile(double *a, int n, double q, int single) {
 static double otsu(const double *x, int n, int single) {
   double top = 1e-6, w[256], m[256], w0 = 0, m0 = 0, best_value = -INFINITY;
   int lanes[4][256] = {{0}}; /* four histograms, summed after: most values share a bin, and one would wait on it */
-  for (int i = 0; i < n; i++) top = x[i] > top ? x[i] : top;
+  if (n > 0) {
+    double least;
+    extent(x, n, &least, &top);
+    top = pmax(top, 1e-6);
+  }
   double scale = rf(256 / top, single), width = top / 256;
   for (int i = 0; i < n; i++) {
     int bin = (int)rf(x[i] * scale, single);
@@ -349,13 +365,12 @@ static int resample(Arena *arena, const float *in, int w, int h, float *out, int
 static double stroke_width(const unsigned char *mask, int w, int h) {
   long area = 0, perimeter = 0; /* edges between set and unset pixels, the outside unset */
   for (int y = 0; y < h; y++) {
-    const unsigned char *row = mask + (size_t)y * w, *up = y ? row - w : NULL;
-    perimeter += row[0] != 0;
-    for (int x = 0; x < w; x++) {
-      int here = row[x] != 0;
-      area += here;
-      perimeter += here != (up ? up[x] != 0 : 0);
-      perimeter += here != (x + 1 < w ? row[x + 1] != 0 : 0);
+    const unsigned char *row = mask + (size_t)y * w, *up = y ? row - w : row;
+    int left = row[0] != 0, last = row[w - 1] != 0;
+    area += last, perimeter += left + last + (y ? last != (up[w - 1] != 0) : last);
+    for (int x = 0; x + 1 < w; x++) { /* the last pixel above: its edges to the right and above are counted */
+      int here = row[x] != 0, right = row[x + 1] != 0, above_ = y ? up[x] != 0 : 0;
+      area += here, perimeter += (here != above_) + (here != right);
     }
   }
   for (int x = 0; x < w; x++) perimeter += mask[(size_t)(h - 1) * w + x] != 0;
@@ -371,7 +386,8 @@ static int count(const unsigned char *mask, int n) {
 /* values > t of a plane (a float32 plane against t rounded to float, as numpy compares with a Python float). */
 static void above(const Plane *p, double t, unsigned char *mask) {
   double limit = rf(t, p->single);
-  for (int i = 0; i < p->w * p->h; i++) mask[i] = p->v[i] > limit;
+  const double *v = p->v; /* locals: a store to mask may alias anything, the plane's fields too */
+  for (int i = 0, n = p->w * p->h; i < n; i++) mask[i] = v[i] > limit;
 }
 
 static int find_root(int *parent, int i) {
