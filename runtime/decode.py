@@ -167,6 +167,6 @@ def _block_mean(a: np.ndarray, factor: int) -> np.ndarray:
 def _split_alpha(a: np.ndarray, has_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
     alpha = a[..., -1] if has_alpha else None
     a = a[..., :-1] if has_alpha else a
-    if a.shape[2] == 3 and np.abs(a - a[..., :1]).max() < 2 / 255:
-        a = a[..., :1]  # grey stored as RGB: one channel does
+    if a.shape[2] == 3 and all(np.abs(s - s[..., :1]).max() < 2 / 255 for s in (a[::4, ::4], a)):
+        a = a[..., :1]  # grey stored as RGB: one channel does (a sparse grid first: most colour shows there)
     return a, (alpha if alpha is not None and alpha.min() < 254 / 255 else None)
