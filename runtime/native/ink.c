@@ -270,16 +270,18 @@ static int rank(Arena *arena, double *plane, int w, int h, int k, int take_max) 
 /* A 0/1 mask grown by a k x k square (k odd; rank's max, edges replicated): out is 1 where the window holds a 1.
    Counts of ones in running windows, the columns' first, then the rows'. */
 static int grow(Arena *arena, const unsigned char *mask, int w, int h, int k, unsigned char *out) {
-  int r = k / 2, *column = NEW(arena, int, (size_t)w * h);
+  int r = k / 2, *column = NEW(arena, int, (size_t)w * h), *counts = NEW(arena, int, w);
   if (arena->failed) return 0;
-  for (int x = 0; x < w; x++) {
-    int ones = 0;
-    for (int y = 0; y < r && y < h; y++) ones += mask[y * w + x];
-    for (int y = 0; y < h; y++) {
-      if (y + r < h) ones += mask[(y + r) * w + x];
-      if (y - r - 1 >= 0) ones -= mask[(y - r - 1) * w + x];
-      column[y * w + x] = ones > 0;
-    }
+  memset(counts, 0, sizeof(int) * w); /* each column's count, row by row: along memory, so it vectorises */
+  for (int y = 0; y < r && y < h; y++)
+    for (int x = 0; x < w; x++) counts[x] += mask[(size_t)y * w + x];
+  for (int y = 0; y < h; y++) {
+    int *here = column + (size_t)y * w;
+    if (y + r < h)
+      for (int x = 0; x < w; x++) counts[x] += mask[(size_t)(y + r) * w + x];
+    if (y - r - 1 >= 0)
+      for (int x = 0; x < w; x++) counts[x] -= mask[(size_t)(y - r - 1) * w + x];
+    for (int x = 0; x < w; x++) here[x] = counts[x] > 0;
   }
   for (int y = 0; y < h; y++) {
     const int *row = column + (size_t)y * w;
@@ -384,9 +386,9 @@ static int count(const unsigned char *mask, int n) {
 }
 
 /* values > t of a plane (a float32 plane against t rounded to float, as numpy compares with a Python float). */
-static void above(const Plane *p, double t, unsigned char *mask) {
+static void above(const Plane *p, double t, unsigned char *restrict mask) {
   double limit = rf(t, p->single);
-  const double *v = p->v; /* locals: a store to mask may alias anything, the plane's fields too */
+  const double *restrict v = p->v; /* locals: a store to mask may alias anything, the plane's fields too */
   for (int i = 0, n = p->w * p->h; i < n; i++) mask[i] = v[i] > limit;
 }
 
@@ -630,8 +632,10 @@ static int fit_paper(Arena *arena, const float *px, int w, int h, int c, const f
   *explained = paper;
   *uneven = 0;
   if (paper < K[K_FLAT_SHARE]) {
+    int current = 0; /* whether d holds the distances to fit as it is */
     for (int round = 0; round < (int)K[K_FIT_ROUNDS]; round++) {
       for (int i = 0; i < n; i++) d[i] = off_paper(terms, sample, i, c, fit);
+      current = 1;
       memcpy(work, d, sizeof(double) * n);
       double cut = tolerance(work, n, 0);
       int close = 0, same = round > 0;
@@ -644,8 +648,11 @@ static int fit_paper(Arena *arena, const float *px, int w, int h, int c, const f
       double a[6][9];
       (c == 3 ? normal3 : normal1)(terms, sample, near, n, a);
       solve(a, c, fit);
+      current = 0;
     }
-    *explained = pmax(paper, share(terms, sample, n, c, fit, tol));
+    int within = 0; /* share(fit), from d when the last round broke off before refitting */
+    for (int i = 0; i < n && current; i++) within += d[i] <= tol;
+    *explained = pmax(paper, current ? (double)within / n : share(terms, sample, n, c, fit, tol));
     *uneven = !(*explained < paper + K[K_SURFACE_GAIN]);
   }
   for (int i = 0; i < 6 * c; i++) coef[i] = (float)(*uneven ? fit[i] : flat[i]);
