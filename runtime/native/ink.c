@@ -142,21 +142,22 @@ static void select_pair(double *a, int n, int k, double *first, double *next) {
   }
 #define BIN(v) ((int)(((v) - lo) * scale) < bins - 1 ? (int)(((v) - lo) * scale) : bins - 1)
   int lanes[4 * SELECT_BINS], counts[SELECT_BINS], k2 = k2_of(n, k), b = 0, below = 0, lowest = 0;
-  memset(lanes, 0, sizeof(int) * 4 * bins);
-  for (int i = 0; i < n; i++) { /* four histograms: equal values would wait on one bin */
-    lanes[(i & 3) * bins + BIN(a[i])]++;
-    lowest += a[i] == lo;
-  }
+  for (int i = 0; i < n; i++) lowest += a[i] == lo;
   if (lowest > k2) { /* both ranks hold the least value (clean paper: most distances and steps are 0) */
     *first = *next = lo;
     return;
   }
+  memset(lanes, 0, sizeof(int) * 4 * bins);
+  int i = 0; /* four histograms: equal values would wait on one bin */
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; j++) lanes[j * bins + BIN(a[i + j])]++;
+  for (; i < n; i++) lanes[BIN(a[i])]++;
   for (int i = 0; i < bins; i++) counts[i] = lanes[i] + lanes[bins + i] + lanes[2 * bins + i] + lanes[3 * bins + i];
   while (below + counts[b] <= k) below += counts[b++];
   int b2 = b, below2 = below;
   while (below2 + counts[b2] <= k2) below2 += counts[b2++];
   int m = 0, m2 = 0; /* in one pass, the values of bin b to a[0, m), then those of bin b2 to a[m, m2) */
-  for (int i = 0; i < n; i++) {
+  for (i = 0; i < n; i++) {
     int bin = BIN(a[i]);
     double t = a[i];
     if (bin == b) { /* a[m] (a value of b2, if any) moves up to a[m2], a[m2] to a[i] */
@@ -204,9 +205,14 @@ static double otsu(const double *x, int n, int single) {
     top = pmax(top, 1e-6);
   }
   double scale = rf(256 / top, single), width = top / 256;
-  for (int i = 0; i < n; i++) {
-    int bin = (int)rf(x[i] * scale, single);
-    lanes[i & 3][bin < 255 ? bin : 255]++;
+  int i = 0, bin[4];
+  for (; i + 4 <= n; i += 4) { /* float32 values are binned as numpy bins them, rounded to float */
+    for (int j = 0; j < 4; j++) bin[j] = single ? (int)(float)(x[i + j] * scale) : (int)(x[i + j] * scale);
+    for (int j = 0; j < 4; j++) lanes[j][bin[j] < 255 ? bin[j] : 255]++;
+  }
+  for (; i < n; i++) {
+    bin[0] = (int)rf(x[i] * scale, single);
+    lanes[0][bin[0] < 255 ? bin[0] : 255]++;
   }
   for (int i = 0; i < 256; i++) {
     double p = (double)(lanes[0][i] + lanes[1][i] + lanes[2][i] + lanes[3][i]) / n;
@@ -627,14 +633,23 @@ static int fit_paper(Arena *arena, const float *px, int w, int h, int c, const f
     flat[ch] = median(border, k, 1);
   }
   double tol = pmax(K[K_TOLERANCE_SIGMAS] * grain(arena, sample, cols, rows, c, 1), K[K_TOLERANCE_MIN]);
-  double paper = share(terms, sample, n, c, flat, tol), fit[6 * 3];
+  int within = 0; /* share(flat): the distances to a flat paper are those to its constant term */
+  for (int i = 0; i < n; i++) {
+    double s = 0;
+    for (int ch = 0; ch < c; ch++) {
+      double diff = sample[i * c + ch] - flat[ch];
+      s = ch ? s + diff * diff : diff * diff;
+    }
+    within += (d[i] = sqrt(s / c)) <= tol;
+  }
+  double paper = (double)within / n, fit[6 * 3];
   memcpy(fit, flat, sizeof flat);
   *explained = paper;
   *uneven = 0;
   if (paper < K[K_FLAT_SHARE]) {
-    int current = 0; /* whether d holds the distances to fit as it is */
+    int current = 1; /* whether d holds the distances to fit as it is (the flat paper's, to begin with) */
     for (int round = 0; round < (int)K[K_FIT_ROUNDS]; round++) {
-      for (int i = 0; i < n; i++) d[i] = off_paper(terms, sample, i, c, fit);
+      for (int i = 0; i < n && !current; i++) d[i] = off_paper(terms, sample, i, c, fit);
       current = 1;
       memcpy(work, d, sizeof(double) * n);
       double cut = tolerance(work, n, 0);
@@ -650,7 +665,7 @@ static int fit_paper(Arena *arena, const float *px, int w, int h, int c, const f
       solve(a, c, fit);
       current = 0;
     }
-    int within = 0; /* share(fit), from d when the last round broke off before refitting */
+    within = 0; /* share(fit), from d when the last round broke off before refitting */
     for (int i = 0; i < n && current; i++) within += d[i] <= tol;
     *explained = pmax(paper, current ? (double)within / n : share(terms, sample, n, c, fit, tol));
     *uneven = !(*explained < paper + K[K_SURFACE_GAIN]);
