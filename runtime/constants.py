@@ -1,7 +1,7 @@
 """The preprocessing's constants, read from ``runtime/preprocess.json``, the one file the page (web/) reads too.
 
     from runtime.constants import PREPROCESS
-    PREPROCESS["WORK_SIZE"]  # 128 (px); preprocess.json says what each one means
+    PREPROCESS["WORK_SIZE"]  # 120 (px); preprocess.json says what each one means
 
 This module imports nothing but the standard library.
 """

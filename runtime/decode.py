@@ -2,7 +2,7 @@
 
     from runtime.decode import open_image
     source = open_image("photo.jpg")                  # a path, PIL image or numpy array; checked before decoding
-    pixels, alpha, factor = source.region(None, 128)  # the whole image, its longer side reduced to at most 128 px
+    pixels, alpha, factor = source.region(None, 120)  # the whole image, its longer side reduced to at most 120 px
 
 A path is opened only if it is a regular file, and its size is checked before decoding; JPEGs decode at
 1/2, 1/4 or 1/8 scale when that still leaves WORK_SIZE; EXIF orientation is applied; palette, 1-bit,

@@ -166,11 +166,11 @@ def test_a_shadow_or_the_table_beyond_the_paper_is_not_ink(seed):
     assert np.abs(to_mnist(img) - digit / 255).mean() < 0.15  # photos are tilted by up to 10 degrees
 
 
-@pytest.mark.parametrize("seed", [225, 309])
+@pytest.mark.parametrize("seed", [225, 313])
 def test_a_fine_pen_is_found_again_at_more_resolution(seed):
-    """Seeded drawings with a brush a few pixels wide on a 500x300 canvas: reduced 4x for the first look, their
+    """Seeded drawings with a brush a few pixels wide on a 500x300 canvas: reduced 5x for the first look, their
     strokes are faint and broken, so they are found again at more resolution although the digit is not small
-    (measured: 0.10 and 0.08 from their MNIST digits without that, 0.03 and 0.02 with it)."""
+    (measured: 0.08 and 0.09 from their MNIST digits without that, 0.03 and 0.01 with it)."""
     mnist = user_images.mnist_sample()
     digit = mnist["x_test"][seed]
     assert np.abs(to_mnist(paint(digit, np.random.default_rng(seed))) - digit / 255).mean() < 0.05
