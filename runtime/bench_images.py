@@ -5,11 +5,12 @@
 DIR holds one folder per set (or is itself one set) of labelled images, ``LABEL_*.png`` and so on
 (``python -m tests.user_images DIR`` writes the project's own). For every image, in turn and in the
 same loop so that the machine's drift hits both alike: Pillow's decode of the file (``Image.open``
-then ``load``) and ``runtime.preprocess.to_mnist`` of it, each the least CPU time of ``--repeat`` runs
-(the wall clock is kept for images/s), and, when the compiled core (``runtime.native``) does the analysis,
-``to_mnist`` with numpy's too. Per set: the median of each, the ratio to the decode, and the accuracy of
-the model (an image with no digit found counts as wrong); then images/s through
-``Classifier.classify_many`` over every set, with one job and with every core. Prints a table;
+then ``load``) and ``runtime.preprocess.to_mnist`` of it, each the least CPU time of the calling
+thread in ``--repeat`` runs (the wall clock is kept for images/s), and, when the compiled core
+(``runtime.native``) does the analysis, ``to_mnist`` with numpy's too. Per set: the median of each,
+the ratio to the decode, and the accuracy of the model (an image with no digit found counts as
+wrong); then images/s through ``Classifier.classify_many`` over every set, with one job and with
+every core. Prints a table;
 ``--out`` also writes the figures as JSON (the pipeline's images stage writes ``images.json`` with it).
 Exit status: 0 measured, 2 for a usage error, no images or an unusable model.
 """
@@ -53,13 +54,15 @@ def find_sets(folder: Path) -> dict[str, Path]:
 
 
 def best_ns(fn, repeat: int) -> int:
-    """The least CPU time (of this process, every thread) of ``repeat`` calls of ``fn``: on a busy machine the
-    wall clock charges other processes' time slices to the longer of two measurements, CPU time does not."""
+    """The least CPU time of this thread in ``repeat`` calls of ``fn`` (decoding and the analysis run in the calling
+    thread): on a busy machine the wall clock charges other processes' time slices to the longer of two
+    measurements, and the process's CPU time charges numpy's BLAS threads, which spin for a while after the numpy
+    core's least-squares fit; this thread's CPU time does neither."""
     best = None
     for _ in range(repeat):
-        start = time.process_time_ns()
+        start = time.thread_time_ns()
         fn()
-        took = time.process_time_ns() - start
+        took = time.thread_time_ns() - start
         best = took if best is None else min(best, took)
     return best
 
