@@ -152,7 +152,7 @@ static void select_pair(double *a, int n, int k, double *first, double *next) {
   for (; i + 4 <= n; i += 4)
     for (int j = 0; j < 4; j++) lanes[j * bins + BIN(a[i + j])]++;
   for (; i < n; i++) lanes[BIN(a[i])]++;
-  for (int i = 0; i < bins; i++) counts[i] = lanes[i] + lanes[bins + i] + lanes[2 * bins + i] + lanes[3 * bins + i];
+  for (int v = 0; v < bins; v++) counts[v] = lanes[v] + lanes[bins + v] + lanes[2 * bins + v] + lanes[3 * bins + v];
   while (below + counts[b] <= k) below += counts[b++];
   int b2 = b, below2 = below;
   while (below2 + counts[b2] <= k2) below2 += counts[b2++];
@@ -376,9 +376,9 @@ static double stroke_width(const unsigned char *mask, int w, int h) {
     const unsigned char *row = mask + (size_t)y * w, *up = y ? row - w : row;
     int left = row[0] != 0, last = row[w - 1] != 0;
     area += last, perimeter += left + last + (y ? last != (up[w - 1] != 0) : last);
-    for (int x = 0; x + 1 < w; x++) { /* the last pixel above: its edges to the right and above are counted */
-      int here = row[x] != 0, right = row[x + 1] != 0, above_ = y ? up[x] != 0 : 0;
-      area += here, perimeter += (here != above_) + (here != right);
+    for (int x = 0; x + 1 < w; x++) { /* the others' edges above and to the right (the last one's are counted) */
+      int here = row[x] != 0, right = row[x + 1] != 0, over = y ? up[x] != 0 : 0;
+      area += here, perimeter += (here != over) + (here != right);
     }
   }
   for (int x = 0; x < w; x++) perimeter += mask[(size_t)(h - 1) * w + x] != 0;
