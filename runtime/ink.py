@@ -54,8 +54,8 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     The paper is flat (the border's median) unless that leaves much of the image off it; then a quadratic surface
     per channel, fitted to the pixels near it (refit to the pixels close to the last fit, FIT_ROUNDS times), takes
     out a gradient or a vignette, if it puts clearly more of the image on the paper (a tight crop is mostly ink,
-    and a surface fitted to it bends into the ink). The ink's colour is the mean difference of the pixels surely
-    ink; _unshade takes out what a quadratic cannot.
+    and a surface fitted to it bends into the ink; under SURFACE_MIN_SIDE px it is not even tried). The ink's
+    colour is the mean difference of the pixels surely ink; _unshade takes out what a quadratic cannot.
     """
     h, w, c = pixels.shape
     step = max(1, max(h, w) // K["GRID"])  # fit on a grid of GRID to 2 GRID - 1 samples per side
@@ -67,7 +67,7 @@ def _minus_paper(pixels: np.ndarray) -> tuple[np.ndarray, float]:
     grain = max(K["TOLERANCE_SIGMAS"] * _grain(grid), K["TOLERANCE_MIN"])
     coef, paper = flat, _share(sample - flat[0], grain)
     explained = paper  # the share of the samples the best paper explains
-    if paper < K["FLAT_SHARE"]:  # not flat enough: fit a surface
+    if paper < K["FLAT_SHARE"] and min(h, w) >= K["SURFACE_MIN_SIDE"]:  # not flat enough: fit a surface
         terms = _surface_terms(h, w, step)
         both = np.concatenate([terms, sample], 1)  # one product gives both sides of the normal equations
         near = None

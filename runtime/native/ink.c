@@ -28,7 +28,8 @@
 #define CONSTANTS(X)                                                                                            \
   X(BOX) X(SIZE) X(THIN) X(STROKE) X(INK_CUT) X(MIN_CONTRAST) X(NOISE_SIGMAS) X(NOISY) X(SPECK) X(BORDER_CONTACT) \
   X(SURFACE_GAIN) X(FLAT_SHARE) X(GRID) X(FIT_ROUNDS) X(MAD_SIGMA) X(TOLERANCE_SIGMAS) X(TOLERANCE_MIN)           \
-  X(SHADOW_SHARE) X(EXPLAINED_MIN) X(LIGHT_INK) X(TOPHAT_STROKES) X(WIDE_STROKE) X(TOPHAT_FRACTION) X(MASK_GROW)
+  X(SHADOW_SHARE) X(EXPLAINED_MIN) X(LIGHT_INK) X(TOPHAT_STROKES) X(WIDE_STROKE) X(TOPHAT_FRACTION) X(MASK_GROW)  \
+  X(SURFACE_MIN_SIDE)
 #define AS_ENUM(name) K_##name,
 #define AS_NAME(name) #name ","
 enum { CONSTANTS(AS_ENUM) INK_CONSTANTS };
@@ -646,7 +647,7 @@ static int fit_paper(Arena *arena, const float *px, int w, int h, int c, const f
   memcpy(fit, flat, sizeof flat);
   *explained = paper;
   *uneven = 0;
-  if (paper < K[K_FLAT_SHARE]) {
+  if (paper < K[K_FLAT_SHARE] && (w < h ? w : h) >= K[K_SURFACE_MIN_SIDE]) {
     int current = 1; /* whether d holds the distances to fit as it is (the flat paper's, to begin with) */
     for (int round = 0; round < (int)K[K_FIT_ROUNDS]; round++) {
       for (int i = 0; i < n && !current; i++) d[i] = off_paper(terms, sample, i, c, fit);
