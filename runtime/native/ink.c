@@ -206,13 +206,13 @@ static double otsu(const double *x, int n, int single) {
     top = pmax(top, 1e-6);
   }
   double scale = rf(256 / top, single), width = top / 256;
-  int i = 0, bin[4];
-  for (; i + 4 <= n; i += 4) { /* float32 values are binned as numpy bins them, rounded to float */
-    for (int j = 0; j < 4; j++) bin[j] = single ? (int)(float)(x[i + j] * scale) : (int)(x[i + j] * scale);
+  int v = 0, bin[4];
+  for (; v + 4 <= n; v += 4) { /* float32 values are binned as numpy bins them, rounded to float */
+    for (int j = 0; j < 4; j++) bin[j] = single ? (int)(float)(x[v + j] * scale) : (int)(x[v + j] * scale);
     for (int j = 0; j < 4; j++) lanes[j][bin[j] < 255 ? bin[j] : 255]++;
   }
-  for (; i < n; i++) {
-    bin[0] = (int)rf(x[i] * scale, single);
+  for (; v < n; v++) {
+    bin[0] = (int)rf(x[v] * scale, single);
     lanes[0][bin[0] < 255 ? bin[0] : 255]++;
   }
   for (int i = 0; i < 256; i++) {
@@ -537,22 +537,27 @@ static void axis(float *out, int n) {
   for (int i = 0; i < n; i++) out[i] = (float)(i == n - 1 && n > 1 ? 1.0 : -1.0 + i * step);
 }
 
-/* How far sample i [c] is from the paper coef [6][c] over its terms [6]: the rms over the channels. */
-static double off_paper(const double *terms, const double *sample, int i, int c, const double *coef) {
-  double s = 0;
-  for (int ch = 0; ch < c; ch++) {
-    double fit = 0;
-    for (int t = 0; t < 6; t++) fit += terms[i * 6 + t] * coef[t * c + ch];
-    double d = sample[i * c + ch] - fit;
-    s = ch ? s + d * d : d * d;
+/* How far each of the grid's samples [n, c] is from the paper coef [6][c] over the terms [n, 6]: the rms over the
+   channels (d [n]). A flat paper (flat: only the constant term) is its constant: the same sum without the terms'
+   +-0 products. */
+static void off_paper(const double *terms, const double *sample, int n, int c, const double *coef, int flat,
+                      double *d) {
+  for (int i = 0; i < n; i++) {
+    double s = 0;
+    for (int ch = 0; ch < c; ch++) {
+      double fit = flat ? coef[ch] : 0;
+      for (int t = 0; t < 6 && !flat; t++) fit += terms[i * 6 + t] * coef[t * c + ch];
+      double diff = sample[i * c + ch] - fit;
+      s = ch ? s + diff * diff : diff * diff;
+    }
+    d[i] = sqrt(s / c);
   }
-  return sqrt(s / c);
 }
 
-/* The share of the grid's samples [n, c] within tol of the paper coef [6][c] over the terms [n, 6]. */
-static double share(const double *terms, const double *sample, int n, int c, const double *coef, double tol) {
+/* The share of the distances d [n] within tol. */
+static double share(const double *d, int n, double tol) {
   int near = 0;
-  for (int i = 0; i < n; i++) near += off_paper(terms, sample, i, c, coef) <= tol;
+  for (int i = 0; i < n; i++) near += d[i] <= tol;
   return (double)near / n;
 }
 
@@ -634,23 +639,15 @@ static int fit_paper(Arena *arena, const float *px, int w, int h, int c, const f
     flat[ch] = median(border, k, 1);
   }
   double tol = pmax(K[K_TOLERANCE_SIGMAS] * grain(arena, sample, cols, rows, c, 1), K[K_TOLERANCE_MIN]);
-  int within = 0; /* share(flat): the distances to a flat paper are those to its constant term */
-  for (int i = 0; i < n; i++) {
-    double s = 0;
-    for (int ch = 0; ch < c; ch++) {
-      double diff = sample[i * c + ch] - flat[ch];
-      s = ch ? s + diff * diff : diff * diff;
-    }
-    within += (d[i] = sqrt(s / c)) <= tol;
-  }
-  double paper = (double)within / n, fit[6 * 3];
+  off_paper(terms, sample, n, c, flat, 1, d);
+  double paper = share(d, n, tol), fit[6 * 3];
   memcpy(fit, flat, sizeof flat);
   *explained = paper;
   *uneven = 0;
   if (paper < K[K_FLAT_SHARE] && (w < h ? w : h) >= K[K_SURFACE_MIN_SIDE]) {
     int current = 1; /* whether d holds the distances to fit as it is (the flat paper's, to begin with) */
     for (int round = 0; round < (int)K[K_FIT_ROUNDS]; round++) {
-      for (int i = 0; i < n && !current; i++) d[i] = off_paper(terms, sample, i, c, fit);
+      if (!current) off_paper(terms, sample, n, c, fit, 0, d);
       current = 1;
       memcpy(work, d, sizeof(double) * n);
       double cut = tolerance(work, n, 0);
@@ -666,9 +663,8 @@ static int fit_paper(Arena *arena, const float *px, int w, int h, int c, const f
       solve(a, c, fit);
       current = 0;
     }
-    within = 0; /* share(fit), from d when the last round broke off before refitting */
-    for (int i = 0; i < n && current; i++) within += d[i] <= tol;
-    *explained = pmax(paper, current ? (double)within / n : share(terms, sample, n, c, fit, tol));
+    if (!current) off_paper(terms, sample, n, c, fit, 0, d); /* the rounds ran out after a refit */
+    *explained = pmax(paper, share(d, n, tol));
     *uneven = !(*explained < paper + K[K_SURFACE_GAIN]);
   }
   for (int i = 0; i < 6 * c; i++) coef[i] = (float)(*uneven ? fit[i] : flat[i]);
