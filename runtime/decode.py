@@ -67,8 +67,9 @@ def open_image(image: str | os.PathLike | Image.Image | np.ndarray) -> Source:
         return Source(_from_array(image))
     if isinstance(image, Image.Image):
         return _from_pil(image)
-    with _open_regular(Path(image)) as file:
-        if os.fstat(file.fileno()).st_size == 0:
+    file, size = _open_regular(Path(image))
+    with file:
+        if size == 0:
             raise PreprocessError("empty file (0 bytes)")
         try:
             with warnings.catch_warnings():
@@ -90,24 +91,28 @@ def _not_regular(mode: int) -> str | None:
     return next((problem for test, problem in SPECIAL_FILES.items() if test(mode)), "not a regular file")
 
 
-def _open_regular(path: Path) -> BinaryIO:
-    """``path`` opened for reading, once it is known to be a regular file: reading a FIFO or a
-    device would block or never end. Non-blocking, so that a FIFO swapped in after the check
-    does not block the open either; the check is repeated on what was opened."""
+def _open_regular(path: Path) -> tuple[BinaryIO, int]:
+    """``path`` opened for reading and its size, once what was opened is known to be a regular file: reading a
+    FIFO or a device would block or never end. Opened non-blocking, so that opening a FIFO does not block
+    either; the check is on the open file, so a FIFO swapped in for the file cannot slip past it."""
     try:
-        problem = _not_regular(path.stat().st_mode)
-        if problem:
-            raise PreprocessError(problem)
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as e:
+    except OSError as e:  # a socket (or, on Windows, a directory) cannot be opened: say what it is
+        try:
+            problem = _not_regular(os.stat(path).st_mode)
+        except OSError:
+            problem = None
+        if problem:
+            raise PreprocessError(problem) from None
         raise PreprocessError(
             "no such file" if isinstance(e, FileNotFoundError) else f"cannot open ({e.strerror})"
         ) from None
-    problem = _not_regular(os.fstat(fd).st_mode)
+    found = os.fstat(fd)
+    problem = _not_regular(found.st_mode)
     if problem:
         os.close(fd)
         raise PreprocessError(problem)
-    return os.fdopen(fd, "rb")
+    return os.fdopen(fd, "rb"), found.st_size
 
 
 def _check_size(width: int, height: int) -> None:
