@@ -31,6 +31,7 @@ MAX_PIXELS = PREPROCESS["MAX_PIXELS"]
 MIN_SIDE = PREPROCESS["MIN_SIDE"]
 WORK_SIZE = PREPROCESS["WORK_SIZE"]
 ORIENTATION = 0x0112  # the EXIF tag
+OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)  # non-blocking: see _open_regular
 EIGHT_BIT = ("L", "LA", "RGB", "RGBA")  # kept as Pillow images; the rest become float arrays
 SPECIAL_FILES = {  # what a path that is not a regular file is, for the message
     stat.S_ISDIR: "is a directory, not an image",
@@ -67,7 +68,7 @@ def open_image(image: str | os.PathLike | Image.Image | np.ndarray) -> Source:
         return Source(_from_array(image))
     if isinstance(image, Image.Image):
         return _from_pil(image)
-    file, size = _open_regular(Path(image))
+    file, size = _open_regular(image)
     with file:
         if size == 0:
             raise PreprocessError("empty file (0 bytes)")
@@ -91,12 +92,12 @@ def _not_regular(mode: int) -> str | None:
     return next((problem for test, problem in SPECIAL_FILES.items() if test(mode)), "not a regular file")
 
 
-def _open_regular(path: Path) -> tuple[BinaryIO, int]:
+def _open_regular(path: str | os.PathLike) -> tuple[BinaryIO, int]:
     """``path`` opened for reading and its size, once what was opened is known to be a regular file: reading a
     FIFO or a device would block or never end. Opened non-blocking, so that opening a FIFO does not block
     either; the check is on the open file, so a FIFO swapped in for the file cannot slip past it."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, OPEN_FLAGS)
     except OSError as e:  # a socket (or, on Windows, a directory) cannot be opened: say what it is
         try:
             problem = _not_regular(os.stat(path).st_mode)
@@ -108,11 +109,10 @@ def _open_regular(path: Path) -> tuple[BinaryIO, int]:
             "no such file" if isinstance(e, FileNotFoundError) else f"cannot open ({e.strerror})"
         ) from None
     found = os.fstat(fd)
-    problem = _not_regular(found.st_mode)
-    if problem:
+    if not stat.S_ISREG(found.st_mode):
         os.close(fd)
-        raise PreprocessError(problem)
-    return os.fdopen(fd, "rb"), found.st_size
+        raise PreprocessError(_not_regular(found.st_mode))
+    return open(fd, "rb"), found.st_size  # open, not os.fdopen: the same file object, in fewer steps
 
 
 def _check_size(width: int, height: int) -> None:
