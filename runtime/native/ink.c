@@ -14,6 +14,7 @@
    loads it with ctypes. */
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,14 +113,46 @@ static double select_kth(double *a, int n, int k) {
   return a[k];
 }
 
-/* The least and the greatest of a[0..n) (n > 0), in four lanes: one would wait on each comparison before the next. */
-static void extent(const double *a, int n, double *least, double *most) {
+/* The least and the greatest of a[0..n) (n > 0) and how many equal the least, in four lanes: one would wait on each
+   comparison before the next. */
+static void extent(const double *a, int n, double *least, double *most, int *lowest) {
   double lo[4] = {a[0], a[0], a[0], a[0]}, hi[4] = {a[0], a[0], a[0], a[0]};
+  int at[4] = {0, 0, 0, 0}, i = 0; /* each lane's count of its least so far */
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; j++) {
+      double v = a[i + j];
+      int below = v < lo[j];
+      at[j] = below ? 1 : at[j] + (v == lo[j]);
+      lo[j] = below ? v : lo[j], hi[j] = v > hi[j] ? v : hi[j];
+    }
+  for (; i < n; i++) {
+    int below = a[i] < lo[0];
+    at[0] = below ? 1 : at[0] + (a[i] == lo[0]);
+    lo[0] = below ? a[i] : lo[0], hi[0] = a[i] > hi[0] ? a[i] : hi[0];
+  }
+  *least = pmin(pmin(lo[0], lo[1]), pmin(lo[2], lo[3])), *most = pmax(pmax(hi[0], hi[1]), pmax(hi[2], hi[3]));
+  *lowest = 0;
+  for (int j = 0; j < 4; j++) *lowest += lo[j] == *least ? at[j] : 0;
+}
+
+/* The greatest of 0 and a[0..n), in four lanes (as one running "a[i] > top ? a[i] : top" from 0). */
+static double peak(const double *a, int n) {
+  double hi[4] = {0, 0, 0, 0};
   int i = 0;
   for (; i + 4 <= n; i += 4)
-    for (int j = 0; j < 4; j++) lo[j] = a[i + j] < lo[j] ? a[i + j] : lo[j], hi[j] = a[i + j] > hi[j] ? a[i + j] : hi[j];
-  for (; i < n; i++) lo[0] = a[i] < lo[0] ? a[i] : lo[0], hi[0] = a[i] > hi[0] ? a[i] : hi[0];
-  *least = pmin(pmin(lo[0], lo[1]), pmin(lo[2], lo[3])), *most = pmax(pmax(hi[0], hi[1]), pmax(hi[2], hi[3]));
+    for (int j = 0; j < 4; j++) hi[j] = a[i + j] > hi[j] ? a[i + j] : hi[j];
+  for (; i < n; i++) hi[0] = a[i] > hi[0] ? a[i] : hi[0];
+  return pmax(pmax(hi[0], hi[1]), pmax(hi[2], hi[3]));
+}
+
+/* The greatest of a[0..n) (n > 0), in four lanes. */
+static double greatest(const double *a, int n) {
+  double hi[4] = {a[0], a[0], a[0], a[0]};
+  int i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; j++) hi[j] = a[i + j] > hi[j] ? a[i + j] : hi[j];
+  for (; i < n; i++) hi[0] = a[i] > hi[0] ? a[i] : hi[0];
+  return pmax(pmax(hi[0], hi[1]), pmax(hi[2], hi[3]));
 }
 
 /* The k-th and (k+1)-th smallest of a (the second the first when k is the last index), rearranging a. Exact, and
@@ -131,7 +164,8 @@ static int k2_of(int n, int k) { return k + 1 < n ? k + 1 : k; }
 
 static void select_pair(double *a, int n, int k, double *first, double *next) {
   double lo, hi;
-  extent(a, n, &lo, &hi);
+  int lowest;
+  extent(a, n, &lo, &hi, &lowest);
   int bins = 64;
   while (bins < SELECT_BINS && 4 * bins < n) bins *= 2;
   double scale = bins / (hi - lo);
@@ -142,8 +176,7 @@ static void select_pair(double *a, int n, int k, double *first, double *next) {
     return;
   }
 #define BIN(v) ((int)(((v) - lo) * scale) < bins - 1 ? (int)(((v) - lo) * scale) : bins - 1)
-  int lanes[4 * SELECT_BINS], counts[SELECT_BINS], k2 = k2_of(n, k), b = 0, below = 0, lowest = 0;
-  for (int i = 0; i < n; i++) lowest += a[i] == lo;
+  int lanes[4 * SELECT_BINS], counts[SELECT_BINS], k2 = k2_of(n, k), b = 0, below = 0;
   if (lowest > k2) { /* both ranks hold the least value (clean paper: most distances and steps are 0) */
     *first = *next = lo;
     return;
@@ -200,11 +233,7 @@ static double percentile(double *a, int n, double q, int single) {
 static double otsu(const double *x, int n, int single) {
   double top = 1e-6, w[256], m[256], w0 = 0, m0 = 0, best_value = -INFINITY;
   int lanes[4][256] = {{0}}; /* four histograms, summed after: most values share a bin, and one would wait on it */
-  if (n > 0) {
-    double least;
-    extent(x, n, &least, &top);
-    top = pmax(top, 1e-6);
-  }
+  if (n > 0) top = pmax(greatest(x, n), 1e-6);
   double scale = rf(256 / top, single), width = top / 256;
   int v = 0, bin[4];
   for (; v + 4 <= n; v += 4) { /* float32 values are binned as numpy bins them, rounded to float */
@@ -234,6 +263,19 @@ static double tolerance(double *d, int n, int single) {
 }
 
 /* ---- filters ---- */
+
+/* Whether mask[0..n) is all 0, eight bytes at a time: most rows of a digit's mask are. */
+static int empty(const unsigned char *mask, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t word;
+    memcpy(&word, mask + i, 8);
+    if (word) return 0;
+  }
+  for (; i < n; i++)
+    if (mask[i]) return 0;
+  return 1;
+}
 
 /* The max (or min) over a k-window of line[i .. i + k) for each i < n: van Herk and Gil-Werman, O(1) per value. */
 #define EXTREMES(name, better)                                                                                  \
@@ -275,29 +317,40 @@ static int rank(Arena *arena, double *plane, int w, int h, int k, int take_max) 
 }
 
 /* A 0/1 mask grown by a k x k square (k odd; rank's max, edges replicated): out is 1 where the window holds a 1.
-   Counts of ones in running windows, the columns' first, then the rows'. */
+   Counts of ones in running windows, the columns' first, then the rows'; an empty row adds nothing to the columns'
+   counts, and a row with no ink within r rows of it comes out empty. */
 static int grow(Arena *arena, const unsigned char *mask, int w, int h, int k, unsigned char *out) {
-  int r = k / 2, *column = NEW(arena, int, (size_t)w * h), *counts = NEW(arena, int, w);
+  int r = k / 2, *column = NEW(arena, int, (size_t)w * h), *counts = NEW(arena, int, w), inked = 0;
+  unsigned char *has = NEW(arena, unsigned char, h); /* whether row y holds a 1 */
   if (arena->failed) return 0;
+  for (int y = 0; y < h; y++) has[y] = !empty(mask + (size_t)y * w, w);
   memset(counts, 0, sizeof(int) * w); /* each column's count, row by row: along memory, so it vectorises */
-  for (int y = 0; y < r && y < h; y++)
-    for (int x = 0; x < w; x++) counts[x] += mask[(size_t)y * w + x];
-  for (int y = 0; y < h; y++) {
-    int *here = column + (size_t)y * w;
-    if (y + r < h)
-      for (int x = 0; x < w; x++) counts[x] += mask[(size_t)(y + r) * w + x];
-    if (y - r - 1 >= 0)
-      for (int x = 0; x < w; x++) counts[x] -= mask[(size_t)(y - r - 1) * w + x];
-    for (int x = 0; x < w; x++) here[x] = counts[x] > 0;
+  for (int y = 0; y < r && y < h; y++) {
+    inked += has[y];
+    for (int x = 0; x < w && has[y]; x++) counts[x] += mask[(size_t)y * w + x];
   }
   for (int y = 0; y < h; y++) {
-    const int *row = column + (size_t)y * w;
+    int *here = column + (size_t)y * w, in = y + r, gone = y - r - 1;
+    if (in < h && has[in]) {
+      inked++;
+      for (int x = 0; x < w; x++) counts[x] += mask[(size_t)in * w + x];
+    }
+    if (gone >= 0 && has[gone]) {
+      inked--;
+      for (int x = 0; x < w; x++) counts[x] -= mask[(size_t)gone * w + x];
+    }
+    if (!inked) { /* no ink in the window's rows: the row comes out empty */
+      memset(out + (size_t)y * w, 0, w);
+      continue;
+    }
+    for (int x = 0; x < w; x++) here[x] = counts[x] > 0;
+    const int *row = here;
     int ones = 0;
     for (int x = 0; x < r && x < w; x++) ones += row[x];
     for (int x = 0; x < w; x++) {
       if (x + r < w) ones += row[x + r];
       if (x - r - 1 >= 0) ones -= row[x - r - 1];
-      out[y * w + x] = ones > 0;
+      out[(size_t)y * w + x] = ones > 0;
     }
   }
   return 1;
@@ -373,8 +426,12 @@ static int resample(Arena *arena, const float *in, int w, int h, float *out, int
 /* runtime/ink.py's _stroke_width: 2 x area / perimeter of a 0/1 mask, px. */
 static double stroke_width(const unsigned char *mask, int w, int h) {
   long area = 0, perimeter = 0; /* edges between set and unset pixels, the outside unset */
+  int was_empty = 1;            /* whether the row above is all 0: an empty row under one adds no edge */
   for (int y = 0; y < h; y++) {
     const unsigned char *row = mask + (size_t)y * w, *up = y ? row - w : row;
+    int is_empty = empty(row, w);
+    if (is_empty && was_empty) continue;
+    was_empty = is_empty;
     int left = row[0] != 0, last = row[w - 1] != 0;
     area += last, perimeter += left + last + (y ? last != (up[w - 1] != 0) : last);
     for (int x = 0; x + 1 < w; x++) { /* the others' edges above and to the right (the last one's are counted) */
@@ -414,7 +471,7 @@ static int digit_blobs(Arena *arena, unsigned char *mask, int w, int h) {
   if (arena->failed) return 0;
   for (int y = 0; y < h; y++) {
     first[y] = n;
-    for (int x = 0; x < w;) {
+    for (int x = empty(mask + (size_t)y * w, w) ? w : 0; x < w;) {
       if (!mask[y * w + x]) {
         x++;
         continue;
@@ -713,8 +770,22 @@ static int minus_paper(Arena *arena, const float *px, int w, int h, int c, Plane
   double explained;
   if (!fit_paper(arena, px, w, h, c, ax, ay, coef, &uneven, &explained)) return 0;
   distance->w = w, distance->h = h, distance->single = 1;
-  double *far = distance->v; /* a local: stores through the plane's pointer would make it reload the pointer */
-  for (int y = 0; y < h; y++) {
+  double *restrict far = distance->v; /* a local: stores through the plane's pointer would make it reload it */
+  if (!uneven && c == 1) { /* a flat paper: the same sums without the surface's terms, in loops that vectorise */
+    float k0 = (float)coef[0];
+    for (int i = 0; i < n; i++) {
+      float r = residual[i] = px[i] - k0;
+      far[i] = sqrtf(r * r);
+    }
+  } else if (!uneven && c == 3) {
+    float k0 = (float)coef[0], k1 = (float)coef[1], k2 = (float)coef[2];
+    for (int i = 0; i < n; i++) {
+      float r0 = residual[3 * i] = px[3 * i] - k0, r1 = residual[3 * i + 1] = px[3 * i + 1] - k1;
+      float r2 = residual[3 * i + 2] = px[3 * i + 2] - k2;
+      far[i] = sqrtf((r0 * r0 + r1 * r1 + r2 * r2) / 3);
+    }
+  }
+  for (int y = 0; y < h && uneven; y++) {
     for (int x = 0; x < w; x++) {
       int i = y * w + x;
       float squares = 0;
@@ -782,10 +853,14 @@ static int minus_paper(Arena *arena, const float *px, int w, int h, int c, Plane
   float norm = (float)pmax(sqrtf(dot), 1e-6);
   for (int ch = 0; ch < c; ch++) unit[ch] = mean[ch] / norm;
   double root = sqrt((double)c);
-  for (int i = 0; i < n; i++) {
-    float s = 0;
-    for (int ch = 0; ch < c; ch++) s += residual[(size_t)i * c + ch] * unit[ch];
-    work[i] = c == 1 ? s : s / root; /* x / 1 is x: no division per pixel of a grey image */
+  if (c == 1) { /* x / 1 is x: no division per pixel of a grey image */
+    for (int i = 0; i < n; i++) work[i] = (float)(0.0f + residual[i] * unit[0]);
+  } else {
+    for (int i = 0; i < n; i++) {
+      float s = 0;
+      for (int ch = 0; ch < c; ch++) s += residual[(size_t)i * c + ch] * unit[ch];
+      work[i] = s / root;
+    }
   }
   *noise = unshade(arena, &along, stroke, uneven);
   memcpy(distance->v, work, sizeof(double) * n);
@@ -799,10 +874,9 @@ static int ink_from(Arena *arena, Plane *distance, double noise, float *out, int
   double *work = NEW(arena, double, n);
   unsigned char *grown = NEW(arena, unsigned char, n), *grey = NEW(arena, unsigned char, n), *smooth = NEW(arena, unsigned char, n), *digit = grey;
   if (arena->failed) return 0;
-  double floor_ = pmax(K[K_NOISE_SIGMAS] * noise, 0.5 / 255), top = 0;
-  for (int i = 0; i < n; i++) top = distance->v[i] > top ? distance->v[i] : top;
+  double floor_ = pmax(K[K_NOISE_SIGMAS] * noise, 0.5 / 255);
   if (noise > K[K_NOISY]) { /* visibly noisy: a 3x3 median of the 8-bit distance */
-    double scale = rf(255 / top, distance->single);
+    double top = peak(distance->v, n), scale = rf(255 / top, distance->single);
     for (int i = 0; i < n; i++) grey[i] = (unsigned char)rint(rf(distance->v[i] * scale, distance->single));
     median3(grey, smooth, w, h);
     float back = (float)(top / 255);
@@ -816,9 +890,7 @@ static int ink_from(Arena *arena, Plane *distance, double noise, float *out, int
     if (mask[i]) work[m++] = distance->v[i];
   double full = m ? percentile(work, m, 75, distance->single) : 0.0;
   if (full < pmax(K[K_MIN_CONTRAST], 1.5 * floor_)) {
-    top = 0;
-    for (int i = 0; i < n; i++) top = distance->v[i] > top ? distance->v[i] : top;
-    *status = top < K[K_MIN_CONTRAST] ? INK_BLANK : INK_NOISE;
+    *status = peak(distance->v, n) < K[K_MIN_CONTRAST] ? INK_BLANK : INK_NOISE;
     return 1;
   }
   floor_ = pmin(floor_, full / 2);
@@ -876,15 +948,22 @@ static const float *onto_paper(Arena *arena, const float *px, int n, int c, cons
   return out;
 }
 
-/* The ink's bounding box (left, top, right, bottom, exclusive); 0 if there is no ink. */
+/* The ink's bounding box (left, top, right, bottom, exclusive); 0 if there is no ink. Each row is looked at from
+   its ends inwards, only as far as its first and last ink or the box found so far. */
 static int ink_box(const float *ink, int w, int h, int *box) {
   int left = w, top = h, right = -1, bottom = -1;
-  for (int y = 0; y < h; y++)
-    for (int x = 0; x < w; x++)
-      if (ink[y * w + x] != 0) {
-        left = x < left ? x : left, right = x > right ? x : right;
-        top = y < top ? y : top, bottom = y > bottom ? y : bottom;
-      }
+  for (int y = 0; y < h; y++) {
+    const float *row = ink + (size_t)y * w;
+    int any = 0, x = 0;
+    for (int i = 0; i < w; i++) any |= row[i] != 0; /* no early exit: the test of a whole row vectorises */
+    if (!any) continue;
+    while (row[x] == 0) x++;
+    left = x < left ? x : left;
+    x = w - 1;
+    while (x > right && row[x] == 0) x--;
+    right = x > right ? x : right;
+    top = y < top ? y : top, bottom = y;
+  }
   box[0] = left, box[1] = top, box[2] = right + 1, box[3] = bottom + 1;
   return right >= 0;
 }
