@@ -55,7 +55,7 @@ SKIPPED = (
 INK_C = config_mod.REPO_ROOT / "runtime" / "native" / "ink.c"  # the runtime's image analysis
 # runtime.native.CFLAGS, which tests/test_web.py holds these to. Not imported: every stage that imports this module
 # (the parity stage's wasm tier does) would then rerun when ink.c changes.
-CFLAGS = ("-O3", "-std=c99", "-ffp-contract=off")
+CFLAGS = ("-O3", "-std=c99", "-ffp-contract=off", "-funroll-loops", "-fno-math-errno")
 WASM = "ink.wasm"  # INK_C for the page (web/ink.js loads it)
 WASM_CC = "WASM_CC"  # environment: the clang command that builds it (default: clang)
 WASM_FLAGS = ("--target=wasm32-wasi", *CFLAGS, "-nostartfiles", "-Wl,--no-entry", "-Wl,--strip-all")
