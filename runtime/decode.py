@@ -18,7 +18,6 @@ import math
 import os
 import stat
 import warnings
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
