@@ -6,7 +6,7 @@
     digit = core.centre(ink)                      # float32 [28, 28]
 
 ``ink.c`` does in two calls what ``runtime.ink`` does in some hundred numpy calls, whose overhead costs more than the
-pixels of a 120 px image: the same 28x28 within float rounding (tests/test_native.py), in 0.25 to 0.85 of the time
+pixels of a 120 px image: the same 28x28 within float rounding (tests/test_native.py), in 0.2 to 0.85 of the time
 (the less, the less of it is decoding; ``python -m runtime.bench_images`` measures both). It is built the first
 time it is needed with the machine's C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``; C99 and libm, about a
 second) into this folder, or into the user's cache folder when that fails, under a name that holds the hash of the
