@@ -320,17 +320,18 @@ static int rank(Arena *arena, double *plane, int w, int h, int k, int take_max) 
    Counts of ones in running windows, the columns' first, then the rows'; an empty row adds nothing to the columns'
    counts, and a row with no ink within r rows of it comes out empty. */
 static int grow(Arena *arena, const unsigned char *mask, int w, int h, int k, unsigned char *out) {
-  int r = k / 2, *column = NEW(arena, int, (size_t)w * h), *counts = NEW(arena, int, w), inked = 0;
+  int r = k / 2, *here = NEW(arena, int, w), *counts = NEW(arena, int, w), inked = 0; /* here: the row's columns */
   unsigned char *has = NEW(arena, unsigned char, h); /* whether row y holds a 1 */
   if (arena->failed) return 0;
   for (int y = 0; y < h; y++) has[y] = !empty(mask + (size_t)y * w, w);
   memset(counts, 0, sizeof(int) * w); /* each column's count, row by row: along memory, so it vectorises */
   for (int y = 0; y < r && y < h; y++) {
     inked += has[y];
-    for (int x = 0; x < w && has[y]; x++) counts[x] += mask[(size_t)y * w + x];
+    if (has[y])
+      for (int x = 0; x < w; x++) counts[x] += mask[(size_t)y * w + x];
   }
   for (int y = 0; y < h; y++) {
-    int *here = column + (size_t)y * w, in = y + r, gone = y - r - 1;
+    int in = y + r, gone = y - r - 1;
     if (in < h && has[in]) {
       inked++;
       for (int x = 0; x < w; x++) counts[x] += mask[(size_t)in * w + x];
@@ -344,12 +345,11 @@ static int grow(Arena *arena, const unsigned char *mask, int w, int h, int k, un
       continue;
     }
     for (int x = 0; x < w; x++) here[x] = counts[x] > 0;
-    const int *row = here;
     int ones = 0;
-    for (int x = 0; x < r && x < w; x++) ones += row[x];
+    for (int x = 0; x < r && x < w; x++) ones += here[x];
     for (int x = 0; x < w; x++) {
-      if (x + r < w) ones += row[x + r];
-      if (x - r - 1 >= 0) ones -= row[x - r - 1];
+      if (x + r < w) ones += here[x + r];
+      if (x - r - 1 >= 0) ones -= here[x - r - 1];
       out[(size_t)y * w + x] = ones > 0;
     }
   }
@@ -948,8 +948,8 @@ static const float *onto_paper(Arena *arena, const float *px, int n, int c, cons
   return out;
 }
 
-/* The ink's bounding box (left, top, right, bottom, exclusive); 0 if there is no ink. Each row is looked at from
-   its ends inwards, only as far as its first and last ink or the box found so far. */
+/* The ink's bounding box (left, top, right, bottom, exclusive); 0 if there is no ink. A row with ink is looked at
+   from its ends inwards, only as far as its first and last ink or the box found so far. */
 static int ink_box(const float *ink, int w, int h, int *box) {
   int left = w, top = h, right = -1, bottom = -1;
   for (int y = 0; y < h; y++) {
@@ -957,7 +957,7 @@ static int ink_box(const float *ink, int w, int h, int *box) {
     int any = 0, x = 0;
     for (int i = 0; i < w; i++) any |= row[i] != 0; /* no early exit: the test of a whole row vectorises */
     if (!any) continue;
-    while (row[x] == 0) x++;
+    while (x < left && row[x] == 0) x++;
     left = x < left ? x : left;
     x = w - 1;
     while (x > right && row[x] == 0) x--;
