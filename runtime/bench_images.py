@@ -7,10 +7,11 @@ DIR holds one folder per set (or is itself one set) of labelled images, ``LABEL_
 same loop so that the machine's drift hits both alike: Pillow's decode of the file (``Image.open``
 then ``load``) and ``runtime.preprocess.to_mnist`` of it, each the least CPU time of the calling
 thread in ``--repeat`` runs (the wall clock is kept for images/s), and, when the compiled core
-(``runtime.native``) does the analysis, ``to_mnist`` with numpy's too. Per set: the median of each,
-the ratio to the decode, and the accuracy of the model (an image with no digit found counts as
-wrong); then images/s through ``Classifier.classify_many`` over every set, with one job and with
-every core. Prints a table;
+(``runtime.native``) does the analysis, ``to_mnist`` with numpy's too and the part of ``to_mnist``
+spent in the compiled analysis (what is left is the decode, the reduction and the calls from Python:
+a floor no faster analysis goes below). Per set: the median of each, the ratio to the decode, and the
+accuracy of the model (an image with no digit found counts as wrong); then images/s through
+``Classifier.classify_many`` over every set, with one job and with every core. Prints a table;
 ``--out`` also writes the figures as JSON (the pipeline's images stage writes ``images.json`` with it).
 Exit status: 0 measured, 2 for a usage error, no images or an unusable model.
 """
@@ -32,7 +33,7 @@ from runtime.bench import BenchError, find_images
 from runtime.classifier import Classifier, ModelError, default_model
 from runtime.preprocess import PreprocessError, to_mnist
 
-VERSION = 2  # of the JSON this writes: 2 added core and numpy_ms
+VERSION = 3  # of the JSON this writes: 2 added core and numpy_ms, 3 analysis_ms
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,12 +68,45 @@ def best_ns(fn, repeat: int) -> int:
     return best
 
 
+class Timed:
+    """The compiled analysis (``find`` and ``centre``, as ``to_mnist`` calls them) adding the CPU time this thread
+    spends in it to ``spent``: what of ``to_mnist`` is the analysis, and what is the rest (decoding, reducing, the
+    calls from Python)."""
+
+    def __init__(self, core: native.Native) -> None:
+        self.core, self.spent = core, 0
+
+    def find(self, pixels: np.ndarray, alpha: np.ndarray | None) -> tuple:
+        start = time.thread_time_ns()
+        try:
+            return self.core.find(pixels, alpha)
+        finally:
+            self.spent += time.thread_time_ns() - start
+
+    def centre(self, ink: np.ndarray) -> np.ndarray:
+        start = time.thread_time_ns()
+        try:
+            return self.core.centre(ink)
+        finally:
+            self.spent += time.thread_time_ns() - start
+
+
+def analysis_ns(path: Path, core: native.Native, repeat: int) -> int:
+    """The least CPU time ``to_mnist`` of ``path`` spends in the compiled analysis, in ``repeat`` runs."""
+    best = None
+    for _ in range(repeat):
+        timed = Timed(core)
+        preprocess(path, timed)
+        best = timed.spent if best is None else min(best, timed.spent)
+    return best
+
+
 def decode(path: Path) -> None:
     with Image.open(path) as img:
         img.load()
 
 
-def preprocess(path: Path, core: str | None = None) -> np.ndarray | None:
+def preprocess(path: Path, core: str | Timed | None = None) -> np.ndarray | None:
     try:
         return to_mnist(path, core=core)
     except PreprocessError:
@@ -81,13 +115,14 @@ def preprocess(path: Path, core: str | None = None) -> np.ndarray | None:
 
 def measure_set(clf: Classifier, folder: Path, repeat: int) -> dict:
     paths, labels = find_images(folder)
-    decode_ns, mnist_ns, numpy_ns, images = [], [], [], []
-    compiled = native.load() is not None
+    decode_ns, mnist_ns, numpy_ns, analysis, images = [], [], [], [], []
+    compiled = native.load()
     for path in paths:
         decode_ns.append(best_ns(lambda p=path: decode(p), repeat))
         mnist_ns.append(best_ns(lambda p=path: preprocess(p), repeat))
         if compiled:
             numpy_ns.append(best_ns(lambda p=path: preprocess(p, "numpy"), repeat))
+            analysis.append(analysis_ns(path, compiled, repeat))
         images.append(preprocess(path))
     found = [x for x in images if x is not None]
     digits = iter(clf.predict(np.stack(found)).argmax(1).tolist() if found else [])
@@ -101,6 +136,9 @@ def measure_set(clf: Classifier, folder: Path, repeat: int) -> dict:
         "to_mnist_ms": round(mnist_ms, 3),
         "ratio": round(mnist_ms / decode_ms, 2),
         "numpy_ms": round(numpy_ms, 3),  # to_mnist with runtime.ink's numpy: the same as to_mnist_ms without native
+        # of to_mnist, the time in the compiled analysis (None without it): the rest is the decode, the reduction
+        # and the calls, which a faster analysis cannot take below (to_mnist_ms - analysis_ms) / decode_ms
+        "analysis_ms": round(float(np.median(analysis)) / 1e6, 3) if analysis else None,
         "accuracy": round(right / len(paths), 4),
         "no_digit": sum(x is None for x in images),
     }
@@ -118,13 +156,14 @@ def measure(clf: Classifier, sets: dict[str, Path], repeat: int, report=print) -
     results = {}
     core = "native" if native.load() else "numpy"
     report(f"to_mnist's analysis: {core} ({'runtime/native/ink.c' if core == 'native' else 'runtime.ink'})")
-    head = f"{'set':<16}{'images':>7}{'decode ms':>11}{'to_mnist ms':>13}{'ratio':>7}{'numpy ms':>10}"
-    report(head + f"{'accuracy':>10}{'none':>6}")
+    head = f"{'set':<16}{'images':>7}{'decode ms':>11}{'to_mnist ms':>13}{'ratio':>7}{'analysis ms':>13}"
+    report(head + f"{'numpy ms':>10}{'accuracy':>10}{'none':>6}")
     for name, folder in sets.items():
         r = results[name] = measure_set(clf, folder, repeat)
+        analysis = "-" if r["analysis_ms"] is None else f"{r['analysis_ms']:.2f}"
         report(
-            f"{name:<16}{r['images']:>7}{r['decode_ms']:>11.2f}{r['to_mnist_ms']:>13.2f}"
-            f"{r['ratio']:>7.2f}{r['numpy_ms']:>10.2f}{r['accuracy']:>10.1%}{r['no_digit']:>6}"
+            f"{name:<16}{r['images']:>7}{r['decode_ms']:>11.2f}{r['to_mnist_ms']:>13.2f}{r['ratio']:>7.2f}"
+            f"{analysis:>13}{r['numpy_ms']:>10.2f}{r['accuracy']:>10.1%}{r['no_digit']:>6}"
         )
     paths = [p for folder in sets.values() for p in find_images(folder)[0]]
     speeds = [throughput(clf, paths, jobs) for jobs in sorted({1, os.cpu_count() or 1})]

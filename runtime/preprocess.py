@@ -46,11 +46,12 @@ THIN, STROKE, INK_CUT = PREPROCESS["THIN"], PREPROCESS["STROKE"], PREPROCESS["IN
 THIN_WORK = PREPROCESS["THIN_WORK"]
 
 
-def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray, *, core: str | None = None) -> np.ndarray:
+def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray, *, core: str | object | None = None) -> np.ndarray:
     """Any digit image (path, PIL image or array) -> float32 [28, 28] in [0, 1]; PreprocessError if none.
 
     ``core`` does steps 2-5: "native" (runtime/native/ink.c, built for this machine) or "numpy" (runtime.ink, the
-    reference); by default native when it builds here, as ``runtime.native.load`` says."""
+    reference); by default native when it builds here, as ``runtime.native.load`` says. It may also be an object
+    with the same ``find`` and ``centre`` (``runtime.bench_images`` passes one that times the native core's)."""
     analysis = _core(core)
     source = open_image(image)
     pixels, alpha, factor = source.region(None, WORK_SIZE)
@@ -78,9 +79,11 @@ class Numpy:
         return _centre(_crop(ink))
 
 
-def _core(name: str | None) -> type[Numpy] | native.Native:
+def _core(name: str | object | None) -> object:
+    if name is not None and not isinstance(name, str) and hasattr(name, "find") and hasattr(name, "centre"):
+        return name
     if name not in (None, "native", "numpy"):
-        raise ValueError(f"core must be 'native' or 'numpy', not {name!r}")
+        raise ValueError(f"core must be 'native', 'numpy' or an object with find and centre, not {name!r}")
     found = native.load() if name != "numpy" else None
     if found is None and name == "native":
         raise native.BuildError(f"the native core is off here ({native.CHOICE}=numpy, or it did not build)")

@@ -50,6 +50,18 @@ def test_the_compiled_core_is_measured_beside_numpys(written):
     assert "numpy ms" not in section.section(numpy_only) and "did not build" in section.section(numpy_only)
 
 
+def test_the_analysis_is_timed_inside_to_mnist_and_the_rest_is_reported_as_the_floor(written):
+    for figures in written["sets"].values():
+        assert 0 < figures["analysis_ms"] < figures["to_mnist_ms"]
+    text = section.section(written)
+    assert "| of it the analysis, ms | the rest / decode |" in text
+    drawing = written["sets"]["drawing"]
+    rest = (drawing["to_mnist_ms"] - drawing["analysis_ms"]) / drawing["decode_ms"]
+    assert f"| {drawing['analysis_ms']:.2f} | {rest:.2f} |" in text
+    before = written | {"sets": {k: v | {"analysis_ms": None} for k, v in written["sets"].items()}}  # schema 2
+    assert "the rest / decode" not in section.section(before) and "numpy ms" in section.section(before)
+
+
 def test_throughput_is_measured_with_one_job_and_every_core(written):
     assert [t["jobs"] for t in written["throughput"]] == sorted({1, written["cores"]})
     assert all(t["images"] == 3 * len(user_images.SETS) for t in written["throughput"])
