@@ -77,17 +77,16 @@ class Timed:
         self.core, self.spent = core, 0
 
     def find(self, pixels: np.ndarray, alpha: np.ndarray | None) -> tuple:
-        start = time.thread_time_ns()
-        try:
-            return self.core.find(pixels, alpha)
-        finally:
-            self.spent += time.thread_time_ns() - start
+        return self._timed(self.core.find, pixels, alpha)
 
     def centre(self, ink: np.ndarray) -> np.ndarray:
+        return self._timed(self.core.centre, ink)
+
+    def _timed(self, call, *args):
         start = time.thread_time_ns()
         try:
-            return self.core.centre(ink)
-        finally:
+            return call(*args)
+        finally:  # a PreprocessError's time counts too: to_mnist spent it
             self.spent += time.thread_time_ns() - start
 
 
