@@ -135,19 +135,9 @@ static void extent(const double *a, int n, double *least, double *most, int *low
   for (int j = 0; j < 4; j++) *lowest += lo[j] == *least ? at[j] : 0;
 }
 
-/* The greatest of 0 and a[0..n), in four lanes (as one running "a[i] > top ? a[i] : top" from 0). */
-static double peak(const double *a, int n) {
-  double hi[4] = {0, 0, 0, 0};
-  int i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int j = 0; j < 4; j++) hi[j] = a[i + j] > hi[j] ? a[i + j] : hi[j];
-  for (; i < n; i++) hi[0] = a[i] > hi[0] ? a[i] : hi[0];
-  return pmax(pmax(hi[0], hi[1]), pmax(hi[2], hi[3]));
-}
-
-/* The greatest of a[0..n) (n > 0), in four lanes. */
-static double greatest(const double *a, int n) {
-  double hi[4] = {a[0], a[0], a[0], a[0]};
+/* The greatest of start and a[0..n), in four lanes (as one running "a[i] > top ? a[i] : top" from start). */
+static double greatest(const double *a, int n, double start) {
+  double hi[4] = {start, start, start, start};
   int i = 0;
   for (; i + 4 <= n; i += 4)
     for (int j = 0; j < 4; j++) hi[j] = a[i + j] > hi[j] ? a[i + j] : hi[j];
@@ -233,7 +223,7 @@ static double percentile(double *a, int n, double q, int single) {
 static double otsu(const double *x, int n, int single) {
   double top = 1e-6, w[256], m[256], w0 = 0, m0 = 0, best_value = -INFINITY;
   int lanes[4][256] = {{0}}; /* four histograms, summed after: most values share a bin, and one would wait on it */
-  if (n > 0) top = pmax(greatest(x, n), 1e-6);
+  if (n > 0) top = pmax(greatest(x, n, x[0]), 1e-6);
   double scale = rf(256 / top, single), width = top / 256;
   int v = 0, bin[4];
   for (; v + 4 <= n; v += 4) { /* float32 values are binned as numpy bins them, rounded to float */
@@ -876,7 +866,7 @@ static int ink_from(Arena *arena, Plane *distance, double noise, float *out, int
   if (arena->failed) return 0;
   double floor_ = pmax(K[K_NOISE_SIGMAS] * noise, 0.5 / 255);
   if (noise > K[K_NOISY]) { /* visibly noisy: a 3x3 median of the 8-bit distance */
-    double top = peak(distance->v, n), scale = rf(255 / top, distance->single);
+    double top = greatest(distance->v, n, 0), scale = rf(255 / top, distance->single);
     for (int i = 0; i < n; i++) grey[i] = (unsigned char)rint(rf(distance->v[i] * scale, distance->single));
     median3(grey, smooth, w, h);
     float back = (float)(top / 255);
@@ -890,7 +880,7 @@ static int ink_from(Arena *arena, Plane *distance, double noise, float *out, int
     if (mask[i]) work[m++] = distance->v[i];
   double full = m ? percentile(work, m, 75, distance->single) : 0.0;
   if (full < pmax(K[K_MIN_CONTRAST], 1.5 * floor_)) {
-    *status = peak(distance->v, n) < K[K_MIN_CONTRAST] ? INK_BLANK : INK_NOISE;
+    *status = greatest(distance->v, n, 0) < K[K_MIN_CONTRAST] ? INK_BLANK : INK_NOISE;
     return 1;
   }
   floor_ = pmin(floor_, full / 2);
