@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from runtime import Classifier, classifier, native
+from runtime.decode import Source
 from runtime.preprocess import PreprocessError, to_mnist
 from tests import preprocess_cases, tiny_onnx
 
@@ -66,6 +67,49 @@ def test_a_classifier_sees_the_same_digit_in_both(both, tmp_path):
     assert (
         clf.predict(np.stack([a for a, _ in pairs])).argmax(1) == clf.predict(np.stack([b for _, b in pairs])).argmax(1)
     ).all()
+
+
+def pillow_region(img: Image.Image, box, longest: int) -> np.ndarray:
+    return Source(img).region(box, longest)[0]  # Pillow's reduce: region without the core's
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_the_compiled_reduction_gives_pillows_pixels_bit_for_bit(mode):
+    core = native.load()
+    rng = np.random.default_rng(3)
+    for trial in range(120):
+        w, h = (int(v) for v in rng.integers(8, 300, 2))
+        if trial % 2:  # grey stored as RGB: channels 0-2 apart, which may or may not count as grey
+            spread = rng.integers(0, 3 if trial % 4 == 1 else 2, (h, w, 3))
+            a = (rng.integers(0, 254, (h, w, 1)) + spread).astype(np.uint8)
+        else:
+            a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        img = Image.fromarray(a if mode == "RGB" else a[..., 0], mode)
+        box = (int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2)), int(rng.integers(w // 2 + 1, w + 1)),
+               int(rng.integers(h // 2 + 1, h + 1)))  # fmt: skip
+        longest = max(box[2] - box[0], box[3] - box[1])
+        expected, _, factor = Source(img).region(box, int(rng.integers(longest // native.REDUCE_MAX + 1, longest + 1)))
+        reduced = core.reduce(img, box, factor)  # factor 1 to 16: mostly with partial blocks at the right and bottom
+        assert reduced.dtype == np.float32 and reduced.shape == expected.shape, (trial, reduced.shape, expected.shape)
+        assert np.array_equal(reduced, expected), trial
+
+
+def test_the_compiled_reduction_tells_grey_from_colour_as_numpy_does():
+    core = native.load()
+    r = np.arange(256).repeat(9)
+    pixels = np.stack([r, (r + np.tile(np.arange(-4, 5), 256)).clip(0, 255), r], 1).astype(np.uint8)
+    for pixel in pixels:  # every pair of channels up to 4 apart
+        img = Image.fromarray(np.broadcast_to(pixel, (2, 8, 3)).copy(), "RGB")
+        assert core.reduce(img, (0, 0, 8, 2), 1).shape == pillow_region(img, None, 8).shape, pixel
+
+
+def test_the_compiled_reduction_leaves_what_it_does_not_take_to_pillow():
+    core = native.load()
+    img = Image.new("RGB", (340, 20), (200, 10, 10))
+    assert core.reduce(img, (0, 0, 340, 20), native.REDUCE_MAX + 1) is None  # its sums would not fit in 16 bits
+    assert core.reduce(img.convert("RGBA"), (0, 0, 340, 20), 2) is None  # alpha: Pillow premultiplies
+    assert core.reduce(img.convert("I;16"), (0, 0, 340, 20), 2) is None
+    assert Source(img).region(None, 20, core.reduce)[0].shape == pillow_region(img, None, 20).shape
 
 
 def test_transparent_and_array_inputs_go_through_the_native_core_too():

@@ -2,6 +2,7 @@
 
     from runtime import native
     core = native.load()             # None when it cannot be built here (no C compiler): use runtime.ink's numpy
+    pixels = core.reduce(image, box, factor)      # Pillow's image.reduce(factor, box) as runtime.decode makes it
     ink, box, stroke = core.find(pixels, alpha)   # as runtime.ink's _find, box and stroke width; PreprocessError
     digit = core.centre(ink)                      # float32 [28, 28]
 
@@ -46,7 +47,23 @@ FLAGS = (*CFLAGS, "-fPIC", "-shared")
 CHOICE = "RUNTIME_INK"  # environment: "numpy" or "native"; unset: native when it builds
 COMPILERS = ("cc", "gcc", "clang")
 MEMORY = 5  # ink.c's code for a failed allocation
+REDUCE_MAX = 16  # the largest factor ink_reduce takes: a block's sums then fit in 16 bits (256 x 255 < 2^16)
+PIXEL_BYTES = {"L": 1, "RGB": 4}  # how Pillow stores the modes ink_reduce reads (RGB as RGBX)
 log = logging.getLogger(__name__)
+
+
+class ArrowArray(ctypes.Structure):
+    """The Arrow C data interface's array (a stable ABI): how Pillow (11.2 and later) lends its pixel memory."""
+
+
+ArrowArray._fields_ = [
+    ("length", ctypes.c_int64), ("null_count", ctypes.c_int64), ("offset", ctypes.c_int64),
+    ("n_buffers", ctypes.c_int64), ("n_children", ctypes.c_int64), ("buffers", ctypes.POINTER(ctypes.c_void_p)),
+    ("children", ctypes.POINTER(ctypes.POINTER(ArrowArray))), ("dictionary", ctypes.c_void_p),
+    ("release", ctypes.c_void_p), ("private_data", ctypes.c_void_p),
+]  # fmt: skip
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype, _capsule_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
 
 
 class BuildError(RuntimeError):
@@ -65,10 +82,35 @@ class Native:
         if missing or len(names) != ctypes.c_int.in_dll(lib, "ink_constants").value:
             raise BuildError(f"{path.name}: constants not in preprocess.json: {missing}")
         lib.ink_configure((ctypes.c_double * len(names))(*(PREPROCESS[n] for n in names)))
-        self._find, self._centre = lib.ink_find, lib.ink_centre
+        self._find, self._centre, self._reduce = lib.ink_find, lib.ink_centre, lib.ink_reduce
         self._find.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int] + [ctypes.c_void_p] * 4
         self._centre.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+        self._reduce.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 7 + [ctypes.c_void_p]
         self.size = int(PREPROCESS["SIZE"])
+
+    def reduce(self, image, box: tuple[int, int, int, int], factor: int) -> np.ndarray | None:
+        """Pillow's ``image.reduce(factor, box)`` as float32 [h, w, C] v / 255, grey stored as RGB made one channel:
+        runtime.decode's Source.region bit for bit, read from the pixels where Pillow keeps them. None when it
+        does not apply (not an 8-bit L or RGB image, a factor over REDUCE_MAX, or a Pillow that lends no memory)."""
+        bytes_ = PIXEL_BYTES.get(image.mode)
+        lend = getattr(image, "__arrow_c_array__", None)
+        if bytes_ is None or lend is None or factor > REDUCE_MAX:
+            return None
+        try:
+            capsules = lend()  # kept until the call returns: they hold the memory
+        except (ValueError, OSError):  # an image Pillow keeps in several blocks
+            return None
+        array = ArrowArray.from_address(_capsule_pointer(capsules[1], b"arrow_array"))
+        if array.n_children:  # RGB: a list of 4 bytes per pixel, its child the bytes
+            array = array.children[0].contents
+        if array.offset or array.length != image.size[0] * image.size[1] * bytes_ or not array.buffers[1]:
+            return None
+        w, h = -(-(box[2] - box[0]) // factor), -(-(box[3] - box[1]) // factor)
+        out = np.empty(w * h * 3, np.float32)
+        c = self._reduce(array.buffers[1], image.size[0], bytes_, *box, factor, out.ctypes.data)
+        if not c:
+            raise MemoryError("runtime/native/ink.c: out of memory")
+        return out[: w * h * c].reshape(h, w, c)
 
     def find(self, pixels: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, tuple[int, ...], float]:
         """A region's float pixels [h, w, C] and alpha [h, w] (or None) -> the ink [h, w], its box (left, top,

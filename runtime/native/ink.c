@@ -1,6 +1,7 @@
 /* Steps 2-5 of runtime/preprocess.py in C: a reduced image's float pixels -> the digit's ink, then the 28x28.
 
        double k[INK_CONSTANTS];  ink_configure(k);          // runtime/preprocess.json's values, in ink_names order
+       int c = ink_reduce(rgbx, width, 4, left, top, right, bottom, factor, pixels);  // step 1's reduction: c 1 or 3
        int box[4]; double stroke;
        int status = ink_find(pixels, w, h, c, alpha, ink, box, &stroke);  // 0, or an INK_* reason there is no digit
        ink_centre(ink, w, h, out);                           // float[28 * 28], white ink on black
@@ -936,6 +937,59 @@ static const float *onto_paper(Arena *arena, const float *px, int n, int c, cons
     for (int ch = 0; ch < c; ch++)
       out[(size_t)i * c + ch] = px[(size_t)i * c + ch] * alpha[i] + paper[ch] * (1 - alpha[i]);
   return out;
+}
+
+/* Step 1's reduction (runtime/decode.py's Source.region) of an opaque 8-bit image, read where Pillow keeps it: rows of
+   width pixels of bytes bytes (1 for L; 4 for RGB, which Pillow stores as RGBX). Its box left..right x top..bottom,
+   reduced by factor as Pillow's Image.reduce does (each block's mean in its fixed point, ((sum + n / 2) * (2^24 / n))
+   >> 24, the last blocks partial) -> float pixels v / 255 [h][w][c] (out, room for 3 channels). c is 3 for RGB, or
+   1 when every pixel's channels are within 2/255 of its first (grey stored as RGB). Returns c, or 0 if out of memory.
+   The rows of a block are summed first, column by column, in 16 bits, in loops over whole rows that vectorise. */
+int ink_reduce(const unsigned char *px, int width, int bytes, int left, int top, int right, int bottom, int factor,
+               float *out) {
+  Arena arena = {NULL, 0};
+  int w = right - left, h = bottom - top, ow = (w + factor - 1) / factor, oh = (h + factor - 1) / factor;
+  int c = bytes == 1 ? 1 : 3, span = w * bytes, grey = c == 3;
+  uint16_t *restrict sums = NEW(&arena, uint16_t, span); /* a block's sums fit: factor <= 16, 256 x 255 < 2^16 */
+  if (factor > 16 || arena.failed) return release(&arena), 0;
+  float value[256]; /* v / 255 as numpy divides a float32 by 255 */
+  for (int v = 0; v < 256; v++) value[v] = (float)v / 255.0f;
+  const float near = (float)(2.0 / 255); /* numpy compares its float32 maximum with 2 / 255 in float32 */
+  for (int oy = 0; oy < oh; oy++) {
+    int y0 = top + oy * factor, rows = y0 + factor < bottom ? factor : bottom - y0;
+    const unsigned char *restrict row = px + ((size_t)y0 * width + left) * bytes;
+    for (int i = 0; i < span; i++) sums[i] = row[i];
+    for (int y = 1; y < rows; y++) {
+      row += (size_t)width * bytes;
+      for (int i = 0; i < span; i++) sums[i] += row[i];
+    }
+    float *restrict line = out + (size_t)oy * ow * c;
+    uint32_t n = (uint32_t)(rows * factor), amend = n / 2, multiplier = (1u << 24) / n; /* a whole block's */
+    for (int ox = 0; ox < ow; ox++) {
+      int x0 = ox * factor, cols = x0 + factor < w ? factor : w - x0;
+      if (cols < factor) n = (uint32_t)(rows * cols), amend = n / 2, multiplier = (1u << 24) / n; /* the last one */
+      const uint16_t *block = sums + (size_t)x0 * bytes;
+      if (c == 1) {
+        uint32_t s = 0;
+        for (int x = 0; x < cols; x++) s += block[x];
+        line[ox] = value[((s + amend) * multiplier) >> 24];
+        continue;
+      }
+      uint64_t all = 0, lane; /* a pixel's four 16-bit sums as one word: a block's never carry into the next */
+      for (int x = 0; x < cols; x++) memcpy(&lane, block + 4 * x, 8), all += lane;
+      uint16_t four[4];
+      memcpy(four, &all, 8);
+      uint32_t s0 = four[0], s1 = four[1], s2 = four[2];
+      float *v = line + 3 * ox;
+      v[0] = value[((s0 + amend) * multiplier) >> 24], v[1] = value[((s1 + amend) * multiplier) >> 24];
+      v[2] = value[((s2 + amend) * multiplier) >> 24];
+      grey &= (fabsf(v[1] - v[0]) < near) & (fabsf(v[2] - v[0]) < near);
+    }
+  }
+  if (grey)
+    for (size_t i = 0, n = (size_t)ow * oh; i < n; i++) out[i] = out[3 * i];
+  release(&arena);
+  return grey ? 1 : c;
 }
 
 /* The ink's bounding box (left, top, right, bottom, exclusive); 0 if there is no ink. A row with ink is looked at
