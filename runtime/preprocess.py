@@ -19,8 +19,8 @@ from paper:
    a region around it at more resolution.
 5. crop to the ink, thicken pens much thinner than MNIST's, scale the longer side to 20 px, centre by mass.
 
-Steps 2-5 run in C (``runtime/native/ink.c``, built for this machine the first time) or, where it cannot be built,
-in numpy (``runtime.ink`` and the helpers below, the reference the C is held to): ``core`` chooses. This module
+Steps 2-5 run in C (``runtime/native/ink.c``, built for this machine the first time; it also does step 1's reduction of
+opaque 8-bit images, to Pillow's pixels) or, where it cannot be built, in numpy (``runtime.ink`` and the helpers below, the reference the C is held to): ``core`` chooses. This module
 imports nothing but the standard library, numpy and Pillow. The constants are in ``runtime/preprocess.json``, which
 the C core and the page (``web/``, which runs the same C built for WebAssembly) read too.
 """
@@ -53,14 +53,15 @@ def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray, *, core: str |
     reference); by default native when it builds here, as ``runtime.native.load`` says. It may also be an object
     with the same ``find`` and ``centre`` (``runtime.bench_images`` passes one that times the native core's)."""
     analysis = _core(core)
+    reduce = getattr(analysis, "reduce", None)  # the compiled core reduces Pillow's pixels faster, to the same ones
     source = open_image(image)
-    pixels, alpha, factor = source.region(None, WORK_SIZE)
+    pixels, alpha, factor = source.region(None, WORK_SIZE, reduce)
     ink, box, stroke = analysis.find(pixels, alpha)
     longest = max(box[2] - box[0], box[3] - box[1])
     if (longest < DETAIL or stroke < THIN_WORK) and factor > 1:  # a small digit, or a fine pen the reduction blurred:
         region = _around(box, max(longest // 2, 2), factor, source.size)  # found again with more pixels
         want = max(region[2] - region[0], region[3] - region[1]) * DETAIL_SIZE // (longest * factor)
-        ink = analysis.find(*source.region(region, max(want, 1))[:2])[0]
+        ink = analysis.find(*source.region(region, max(want, 1), reduce)[:2])[0]
     return analysis.centre(ink)
 
 
