@@ -19,10 +19,11 @@ from paper:
    a region around it at more resolution.
 5. crop to the ink, thicken pens much thinner than MNIST's, scale the longer side to 20 px, centre by mass.
 
-Steps 2-5 run in C (``runtime/native/ink.c``, built for this machine the first time; it also does step 1's reduction of
-opaque 8-bit images, to Pillow's pixels) or, where it cannot be built, in numpy (``runtime.ink`` and the helpers below, the reference the C is held to): ``core`` chooses. This module
-imports nothing but the standard library, numpy and Pillow. The constants are in ``runtime/preprocess.json``, which
-the C core and the page (``web/``, which runs the same C built for WebAssembly) read too.
+Steps 2-5 run in C (``runtime/native/ink.c``, built for this machine the first time; it also does step 1's reduction
+of opaque 8-bit images, to Pillow's pixels) or, where it cannot be built, in numpy (``runtime.ink`` and the helpers
+below, the reference the C is held to): ``core`` chooses. This module imports nothing but the standard library, numpy
+and Pillow. The constants are in ``runtime/preprocess.json``, which the C core and the page (``web/``, which runs the
+same C built for WebAssembly) read too.
 """
 
 from __future__ import annotations
