@@ -52,7 +52,8 @@ def to_mnist(image: str | os.PathLike | Image.Image | np.ndarray, *, core: str |
 
     ``core`` does steps 2-5: "native" (runtime/native/ink.c, built for this machine) or "numpy" (runtime.ink, the
     reference); by default native when it builds here, as ``runtime.native.load`` says. It may also be an object
-    with the same ``find`` and ``centre`` (``runtime.bench_images`` passes one that times the native core's)."""
+    with the same ``find`` and ``centre``, and ``reduce`` if it has one (``runtime.bench_images`` passes one that
+    times the native core's)."""
     analysis = _core(core)
     reduce = getattr(analysis, "reduce", None)  # the compiled core reduces Pillow's pixels faster, to the same ones
     source = open_image(image)

@@ -88,7 +88,7 @@ def test_the_compiled_reduction_gives_pillows_pixels_bit_for_bit(mode):
         box = (int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2)), int(rng.integers(w // 2 + 1, w + 1)),
                int(rng.integers(h // 2 + 1, h + 1)))  # fmt: skip
         longest = max(box[2] - box[0], box[3] - box[1])
-        expected, _, factor = Source(img).region(box, int(rng.integers(longest // native.REDUCE_MAX + 1, longest + 1)))
+        expected, _, factor = Source(img).region(box, int(rng.integers(longest // core.reduce_max + 1, longest + 1)))
         reduced = core.reduce(img, box, factor)  # factor 1 to 16: mostly with partial blocks at the right and bottom
         assert reduced.dtype == np.float32 and reduced.shape == expected.shape, (trial, reduced.shape, expected.shape)
         assert np.array_equal(reduced, expected), trial
@@ -106,7 +106,7 @@ def test_the_compiled_reduction_tells_grey_from_colour_as_numpy_does():
 def test_the_compiled_reduction_leaves_what_it_does_not_take_to_pillow():
     core = native.load()
     img = Image.new("RGB", (340, 20), (200, 10, 10))
-    assert core.reduce(img, (0, 0, 340, 20), native.REDUCE_MAX + 1) is None  # its sums would not fit in 16 bits
+    assert core.reduce(img, (0, 0, 340, 20), core.reduce_max + 1) is None  # its sums would not fit in 16 bits
     assert core.reduce(img.convert("RGBA"), (0, 0, 340, 20), 2) is None  # alpha: Pillow premultiplies
     assert core.reduce(img.convert("I;16"), (0, 0, 340, 20), 2) is None
     assert Source(img).region(None, 20, core.reduce)[0].shape == pillow_region(img, None, 20).shape

@@ -47,7 +47,6 @@ FLAGS = (*CFLAGS, "-fPIC", "-shared")
 CHOICE = "RUNTIME_INK"  # environment: "numpy" or "native"; unset: native when it builds
 COMPILERS = ("cc", "gcc", "clang")
 MEMORY = 5  # ink.c's code for a failed allocation
-REDUCE_MAX = 16  # the largest factor ink_reduce takes: a block's sums then fit in 16 bits (256 x 255 < 2^16)
 PIXEL_BYTES = {"L": 1, "RGB": 4}  # how Pillow stores the modes ink_reduce reads (RGB as RGBX)
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ class BuildError(RuntimeError):
 
 
 class Native:
-    """The loaded library: ``find`` and ``centre``, with runtime.preprocess's own arguments and results."""
+    """The loaded library: ``reduce``, ``find`` and ``centre``, with runtime.preprocess's own arguments and results."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -87,14 +86,15 @@ class Native:
         self._centre.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
         self._reduce.argtypes = [ctypes.c_void_p] + [ctypes.c_int] * 7 + [ctypes.c_void_p]
         self.size = int(PREPROCESS["SIZE"])
+        self.reduce_max = ctypes.c_int.in_dll(lib, "ink_reduce_max").value  # the largest factor reduce takes
 
     def reduce(self, image, box: tuple[int, int, int, int], factor: int) -> np.ndarray | None:
         """Pillow's ``image.reduce(factor, box)`` as float32 [h, w, C] v / 255, grey stored as RGB made one channel:
         runtime.decode's Source.region bit for bit, read from the pixels where Pillow keeps them. None when it
-        does not apply (not an 8-bit L or RGB image, a factor over REDUCE_MAX, or a Pillow that lends no memory)."""
+        does not apply (not an 8-bit L or RGB image, a factor over ``reduce_max``, or a Pillow that lends no memory)."""
         bytes_ = PIXEL_BYTES.get(image.mode)
         lend = getattr(image, "__arrow_c_array__", None)
-        if bytes_ is None or lend is None or factor > REDUCE_MAX:
+        if bytes_ is None or lend is None or factor > self.reduce_max:
             return None
         try:
             capsules = lend()  # kept until the call returns: they hold the memory

@@ -1,4 +1,5 @@
-/* Steps 2-5 of runtime/preprocess.py in C: a reduced image's float pixels -> the digit's ink, then the 28x28.
+/* Steps 2-5 of runtime/preprocess.py in C: a reduced image's float pixels -> the digit's ink, then the 28x28; and
+   step 1's reduction of an opaque 8-bit image, as Pillow's pixels.
 
        double k[INK_CONSTANTS];  ink_configure(k);          // runtime/preprocess.json's values, in ink_names order
        int c = ink_reduce(rgbx, width, 4, left, top, right, bottom, factor, pixels);  // step 1's reduction: c 1 or 3
@@ -943,15 +944,19 @@ static const float *onto_paper(Arena *arena, const float *px, int n, int c, cons
    width pixels of bytes bytes (1 for L; 4 for RGB, which Pillow stores as RGBX). Its box left..right x top..bottom,
    reduced by factor as Pillow's Image.reduce does (each block's mean in its fixed point, ((sum + n / 2) * (2^24 / n))
    >> 24, the last blocks partial) -> float pixels v / 255 [h][w][c] (out, room for 3 channels). c is 3 for RGB, or
-   1 when every pixel's channels are within 2/255 of its first (grey stored as RGB). Returns c, or 0 if out of memory.
+   1 when every pixel's channels are within 2/255 of its first (grey stored as RGB). Returns c, or 0 if out of memory
+   or factor is over REDUCE_MAX.
    The rows of a block are summed first, column by column, in 16 bits, in loops over whole rows that vectorise. */
+#define REDUCE_MAX 16 /* the largest factor: a block's sums fit in 16 bits, 16 x 16 x 255 < 2^16 */
+const int ink_reduce_max = REDUCE_MAX;
+
 int ink_reduce(const unsigned char *px, int width, int bytes, int left, int top, int right, int bottom, int factor,
                float *out) {
   Arena arena = {NULL, 0};
   int w = right - left, h = bottom - top, ow = (w + factor - 1) / factor, oh = (h + factor - 1) / factor;
   int c = bytes == 1 ? 1 : 3, span = w * bytes, grey = c == 3;
-  uint16_t *restrict sums = NEW(&arena, uint16_t, span); /* a block's sums fit: factor <= 16, 256 x 255 < 2^16 */
-  if (factor > 16 || arena.failed) return release(&arena), 0;
+  uint16_t *restrict sums = NEW(&arena, uint16_t, span);
+  if (factor > REDUCE_MAX || arena.failed) return release(&arena), 0;
   float value[256]; /* v / 255 as numpy divides a float32 by 255 */
   for (int v = 0; v < 256; v++) value[v] = (float)v / 255.0f;
   const float near = (float)(2.0 / 255); /* numpy compares its float32 maximum with 2 / 255 in float32 */
@@ -975,7 +980,7 @@ int ink_reduce(const unsigned char *px, int width, int bytes, int left, int top,
         line[ox] = value[((s + amend) * multiplier) >> 24];
         continue;
       }
-      uint64_t all = 0, lane; /* a pixel's four 16-bit sums as one word: a block's never carry into the next */
+      uint64_t all = 0, lane; /* a pixel's four 16-bit sums added as one word: no sum passes 16 bits to carry */
       for (int x = 0; x < cols; x++) memcpy(&lane, block + 4 * x, 8), all += lane;
       uint16_t four[4];
       memcpy(four, &all, 8);
